@@ -1,0 +1,19 @@
+//! Session service: the session authority and real-time presence server of a multiplayer game
+//! platform.
+//!
+//! # Layout
+//! - [`config`]: typed settings (defaults < TOML file < environment < command line).
+//! - [`app`]: builds a node from settings and runs it until shutdown.
+//! - [`state`]: the shared state every handler sees.
+//! - [`clock`]: injectable time.
+//! - [`session`]: the domain: sessions, lifetimes, the refresh state machine, audit and events,
+//!   and [`session::SessionService`], which applies them through the store.
+//! - [`tokens`]: access tokens (EdDSA JWT, JWKS) and refresh tokens (derivation, hashing).
+//! - [`store`]: the `Store` trait and its Postgres and SQLite backends.
+//! - [`http`]: the REST API (service API, user API, public endpoints) and its OpenAPI document.
+//! - [`error`]: the API error type, rendered as RFC 9457 problem details.
+
+pub mod clock;
+pub mod session;
+pub mod store;
+pub mod tokens;
