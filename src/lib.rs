@@ -13,7 +13,12 @@
 //! - [`http`]: the REST API (service API, user API, public endpoints) and its OpenAPI document.
 //! - [`error`]: the API error type, rendered as RFC 9457 problem details.
 
+pub mod app;
 pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
 pub mod session;
+pub mod state;
 pub mod store;
 pub mod tokens;

@@ -16,6 +16,7 @@ use uuid::Uuid;
 pub use audit::{Actor, AuditRecord};
 pub use events::OutboxEvent;
 pub use policy::{Lifetimes, Policy};
+pub use service::{Issued, NewSession, RequestContext, SessionError, SessionService};
 
 
 /// Lifecycle state of a session as stored. `expired` is also *derived*: an `active` row whose

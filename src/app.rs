@@ -1,0 +1,159 @@
+//! Building a node from settings and running it until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::config::{KeySource, Scope, ServiceKeySpec, Settings};
+use crate::http::auth::{hash_service_key, ServiceKeys};
+use crate::session::SessionService;
+use crate::state::AppState;
+use crate::tokens::keys::{write_private, VerificationKey};
+use crate::tokens::{AccessTokens, RefreshSecrets, SigningKeyPair};
+
+/// A node, bound and ready to serve.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    settings: Settings,
+}
+
+/// Connects the store, loads (or on first start generates) the keys, and binds the listener.
+pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+    let store = crate::store::connect(&settings.database_url.0).await.context("connecting to the store")?;
+    let signing = load_signing_key(&settings.signing_key)?;
+    let previous = settings
+        .previous_key_files
+        .iter()
+        .map(|p| {
+            let pem = std::fs::read_to_string(p).with_context(|| format!("reading previous key {}", p.display()))?;
+            VerificationKey::from_pem(&pem).with_context(|| format!("parsing previous key {}", p.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let access = Arc::new(AccessTokens::new(&settings.issuer, &settings.audience, &signing, &previous));
+    let refresh_key = load_refresh_key(&settings.refresh_key)?;
+    let pepper = settings.refresh_pepper.as_ref().map(|p| p.0.clone().into_bytes());
+    let service_keys = match settings.service_keys.as_slice() {
+        [] => vec![default_service_key(&settings.data_dir)?],
+        keys => keys.to_vec(),
+    };
+    let sessions = Arc::new(SessionService::new(
+        store.clone(),
+        clock,
+        access.clone(),
+        RefreshSecrets::new(refresh_key, pepper),
+        settings.policy.clone(),
+    ));
+    let state = AppState { sessions, store, access, service_keys: Arc::new(ServiceKeys::new(&service_keys)) };
+    let listener = TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+    Ok(App { listener, state, settings })
+}
+
+impl App {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops background work and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(sweep_loop(self.state.clone(), self.settings.sweep_interval, cancel.clone()));
+        tracing::info!(addr = %self.local_addr(), store = self.state.store.backend(), "listening");
+        let router = crate::http::router(self.state, self.settings.max_body_bytes);
+        let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        cancel.cancel();
+        tasks.close();
+        tasks.wait().await;
+        served.context("serving HTTP")
+    }
+}
+
+/// Marks expired sessions every `interval` (with their audit records and `session.expired`).
+async fn sweep_loop(state: AppState, interval: std::time::Duration, cancel: CancellationToken) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticker.tick() => match state.sessions.sweep_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "expired sessions swept"),
+                Err(e) => tracing::warn!(error = %e, "expiry sweep failed; retrying next interval"),
+            },
+        }
+    }
+}
+
+fn load_signing_key(source: &KeySource) -> anyhow::Result<SigningKeyPair> {
+    match source {
+        KeySource::File(path) => {
+            let pem = std::fs::read_to_string(path).with_context(|| format!("reading signing key {}", path.display()))?;
+            SigningKeyPair::from_pem(&pem).with_context(|| format!("parsing signing key {}", path.display()))
+        }
+        KeySource::Generated(path) => {
+            let (key, generated) = SigningKeyPair::load_or_generate(path).context("loading the signing key")?;
+            if generated {
+                tracing::info!(path = %path.display(), kid = key.kid(), "generated a new signing key");
+            }
+            Ok(key)
+        }
+    }
+}
+
+fn load_refresh_key(source: &KeySource) -> anyhow::Result<[u8; 32]> {
+    let path = match source {
+        KeySource::File(path) | KeySource::Generated(path) => path,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => URL_SAFE_NO_PAD
+            .decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .with_context(|| format!("{}: expected 32 bytes in base64url", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && matches!(source, KeySource::Generated(_)) => {
+            let mut key = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut key);
+            write_private(path, URL_SAFE_NO_PAD.encode(key).as_bytes())
+                .with_context(|| format!("writing refresh key {}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading refresh key {}", path.display())),
+    }
+}
+
+/// With no service key configured, the embedded node uses one kept in `data/service-key`
+/// (generated, printed once, on first start) with both scopes.
+fn default_service_key(data_dir: &Path) -> anyhow::Result<ServiceKeySpec> {
+    let path = data_dir.join("service-key");
+    let key = match std::fs::read_to_string(&path) {
+        Ok(k) => k.trim().to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            let key = format!("sk_{}", URL_SAFE_NO_PAD.encode(bytes));
+            write_private(&path, key.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+            println!("Generated a service key (scopes sessions:read, sessions:write), saved in {}:\n{key}", path.display());
+            key
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let spec = format!("default:{}:{}+{}", hash_service_key(&key), Scope::Read.as_str(), Scope::Write.as_str());
+    spec.parse().map_err(anyhow::Error::msg)
+}

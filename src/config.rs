@@ -1,0 +1,351 @@
+//! Typed settings. Precedence: defaults in code < optional TOML file (`--config` /
+//! `SESSION_CONFIG`) < environment < command-line flags. Secrets never appear in `Debug` output.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::Context;
+use chrono::Duration;
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::session::{Lifetimes, Policy};
+
+/// Scopes a service key may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Read,
+    Write,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "sessions:read",
+            Self::Write => "sessions:write",
+        }
+    }
+}
+
+/// A configured service key: `name:sha256-hex-of-key:scope[+scope]`, e.g.
+/// `auth-service:9f86d0...:sessions:read+sessions:write`. Only the hash is configured.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ServiceKeySpec {
+    pub name: String,
+    pub sha256: [u8; 32],
+    pub scopes: Vec<Scope>,
+}
+
+impl FromStr for ServiceKeySpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut parts = s.trim().splitn(3, ':');
+        let (name, hash, scopes) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        if name.is_empty() {
+            return Err("service key: expected name:sha256hex:scopes".into());
+        }
+        let bytes = hex_decode(hash).ok_or("service key: the hash must be 64 hex characters (SHA-256)")?;
+        let scopes = scopes
+            .split('+')
+            .map(|s| match s {
+                "sessions:read" => Ok(Scope::Read),
+                "sessions:write" => Ok(Scope::Write),
+                other => Err(format!("service key {name}: unknown scope {other:?}")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { name: name.to_owned(), sha256: bytes, scopes })
+    }
+}
+
+impl TryFrom<String> for ServiceKeySpec {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+fn hex_decode(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// A string that must not be logged.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Lifetimes overriding the defaults for one platform (TOML `[platforms.<name>]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformLifetimes {
+    pub access_ttl_secs: Option<i64>,
+    pub idle_timeout_secs: Option<i64>,
+    pub absolute_lifetime_secs: Option<i64>,
+}
+
+/// Every setting as optional; one layer of configuration (file, or environment + flags).
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Overrides {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the embedded database and generated keys [default: ./data].
+    #[arg(long, env = "DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://...` or `sqlite:...` [default: sqlite under the data directory].
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<Secret>,
+    /// `iss` of access tokens [default: session-service].
+    #[arg(long, env = "JWT_ISSUER")]
+    pub issuer: Option<String>,
+    /// `aud` of access tokens [default: game-platform].
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub audience: Option<String>,
+    /// Ed25519 private key (PKCS#8 PEM) signing access tokens [default: generated under the
+    /// data directory on first start].
+    #[arg(long, env = "SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
+    /// Earlier signing keys (PEM, public or private) still accepted and published in the JWKS.
+    #[arg(long, env = "PREVIOUS_KEY_FILES", value_delimiter = ',')]
+    pub previous_key_files: Option<Vec<PathBuf>>,
+    /// 32-byte key (base64url in a file) deriving refresh-token successors [default: generated
+    /// under the data directory]. Every node must share it.
+    #[arg(long, env = "REFRESH_KEY_FILE")]
+    pub refresh_key_file: Option<PathBuf>,
+    /// Optional pepper mixed into stored refresh-token hashes.
+    #[arg(long, env = "REFRESH_PEPPER", hide_env_values = true)]
+    pub refresh_pepper: Option<Secret>,
+    /// Service keys, `;`-separated `name:sha256hex:scope[+scope]` [default: one generated key
+    /// with both scopes, written to the data directory].
+    #[arg(long, env = "SERVICE_KEYS", value_delimiter = ';')]
+    pub service_keys: Option<Vec<ServiceKeySpec>>,
+    #[arg(long, env = "ACCESS_TTL_SECS")]
+    pub access_ttl_secs: Option<i64>,
+    #[arg(long, env = "IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<i64>,
+    #[arg(long, env = "ABSOLUTE_LIFETIME_SECS")]
+    pub absolute_lifetime_secs: Option<i64>,
+    #[arg(long, env = "REFRESH_GRACE_SECS")]
+    pub refresh_grace_secs: Option<i64>,
+    #[arg(long, env = "MAX_SESSIONS_PER_USER")]
+    pub max_sessions_per_user: Option<u32>,
+    /// How often expired sessions are swept [default: 60].
+    #[arg(long, env = "SWEEP_INTERVAL_SECS")]
+    pub sweep_interval_secs: Option<u64>,
+    /// Largest accepted request body [default: 65536].
+    #[arg(long, env = "MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    #[arg(long, env = "LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Per-platform lifetimes; TOML only.
+    #[arg(skip)]
+    pub platforms: Option<HashMap<String, PlatformLifetimes>>,
+}
+
+macro_rules! overlay {
+    ($base:expr, $top:expr, $($field:ident),*) => { $( if $top.$field.is_some() { $base.$field = $top.$field; } )* };
+}
+
+impl Overrides {
+    /// `top` wins wherever it sets a value.
+    pub fn overlay(mut self, top: Overrides) -> Self {
+        overlay!(self, top, listen, data_dir, database_url, issuer, audience, signing_key_file, previous_key_files,
+            refresh_key_file, refresh_pepper, service_keys, access_ttl_secs, idle_timeout_secs,
+            absolute_lifetime_secs, refresh_grace_secs, max_sessions_per_user, sweep_interval_secs,
+            max_body_bytes, log_format, platforms);
+        self
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "session-service", version, about = "Session authority and real-time presence")]
+pub struct Cli {
+    /// Optional TOML file with any of the settings below (snake_case keys).
+    #[arg(long, env = "SESSION_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+/// Where a key comes from: an operator-supplied file that must exist, or the embedded default
+/// that is generated on first start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    File(PathBuf),
+    Generated(PathBuf),
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Secret,
+    pub issuer: String,
+    pub audience: String,
+    pub signing_key: KeySource,
+    pub previous_key_files: Vec<PathBuf>,
+    pub refresh_key: KeySource,
+    pub refresh_pepper: Option<Secret>,
+    /// Empty: use (or generate) the embedded default key in the data directory.
+    pub service_keys: Vec<ServiceKeySpec>,
+    pub policy: Policy,
+    pub sweep_interval: std::time::Duration,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Reads the command line, the environment and the optional TOML file.
+    pub fn load() -> anyhow::Result<Self> {
+        let cli = Cli::parse();
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => Overrides::default(),
+        };
+        Self::resolve(file.overlay(cli.overrides))
+    }
+
+    /// Applies defaults to whatever `o` leaves unset, and checks the result.
+    pub fn resolve(o: Overrides) -> anyhow::Result<Self> {
+        let data_dir = o.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+        let default_db = format!("sqlite://{}", data_dir.join("sessions.db").display());
+        let secs = |v: Option<i64>, default: Duration, name: &str| -> anyhow::Result<Duration> {
+            match v {
+                None => Ok(default),
+                Some(s) if s > 0 => Ok(Duration::seconds(s)),
+                Some(_) => anyhow::bail!("{name} must be a positive number of seconds"),
+            }
+        };
+        let base = Lifetimes::default();
+        let default = Lifetimes {
+            access_ttl: secs(o.access_ttl_secs, base.access_ttl, "access_ttl_secs")?,
+            idle_timeout: secs(o.idle_timeout_secs, base.idle_timeout, "idle_timeout_secs")?,
+            absolute_lifetime: secs(o.absolute_lifetime_secs, base.absolute_lifetime, "absolute_lifetime_secs")?,
+        };
+        let mut platforms = HashMap::new();
+        for (name, p) in o.platforms.unwrap_or_default() {
+            let l = Lifetimes {
+                access_ttl: secs(p.access_ttl_secs, default.access_ttl, "access_ttl_secs")?,
+                idle_timeout: secs(p.idle_timeout_secs, default.idle_timeout, "idle_timeout_secs")?,
+                absolute_lifetime: secs(p.absolute_lifetime_secs, default.absolute_lifetime, "absolute_lifetime_secs")?,
+            };
+            platforms.insert(name, l);
+        }
+        let policy = Policy {
+            default,
+            platforms,
+            refresh_grace: secs(o.refresh_grace_secs, Policy::default().refresh_grace, "refresh_grace_secs")?,
+            max_sessions_per_user: o.max_sessions_per_user.unwrap_or(20).max(1),
+        };
+        let key = |explicit: Option<PathBuf>, default: &str| match explicit {
+            Some(p) => KeySource::File(p),
+            None => KeySource::Generated(data_dir.join(default)),
+        };
+        Ok(Self {
+            listen: o.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            database_url: o.database_url.unwrap_or(Secret(default_db)),
+            issuer: o.issuer.unwrap_or_else(|| "session-service".into()),
+            audience: o.audience.unwrap_or_else(|| "game-platform".into()),
+            signing_key: key(o.signing_key_file, "signing-key.pem"),
+            previous_key_files: o.previous_key_files.unwrap_or_default(),
+            refresh_key: key(o.refresh_key_file, "refresh-key"),
+            refresh_pepper: o.refresh_pepper,
+            service_keys: o.service_keys.unwrap_or_default(),
+            policy,
+            sweep_interval: std::time::Duration::from_secs(o.sweep_interval_secs.unwrap_or(60).max(1)),
+            max_body_bytes: o.max_body_bytes.unwrap_or(64 * 1024),
+            log_format: o.log_format.unwrap_or(LogFormat::Text),
+            data_dir,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<Overrides> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    #[test]
+    fn defaults_give_an_embedded_node_on_localhost() {
+        let s = Settings::resolve(Overrides::default()).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_url.0, "sqlite://data/sessions.db");
+        assert_eq!(s.signing_key, KeySource::Generated(PathBuf::from("data/signing-key.pem")));
+        assert_eq!(s.policy, Policy::default());
+    }
+
+    #[test]
+    fn a_later_layer_wins_and_unset_fields_fall_through() {
+        let file: Overrides = toml::from_str(
+            "access_ttl_secs = 60\nmax_sessions_per_user = 5\n[platforms.web]\nidle_timeout_secs = 3600\n",
+        )
+        .unwrap();
+        let env = Overrides { access_ttl_secs: Some(120), ..Overrides::default() };
+        let s = Settings::resolve(file.overlay(env)).unwrap();
+        assert_eq!(s.policy.default.access_ttl, Duration::seconds(120));
+        assert_eq!(s.policy.max_sessions_per_user, 5);
+        assert_eq!(s.policy.lifetimes("web").idle_timeout, Duration::hours(1));
+        assert_eq!(s.policy.lifetimes("web").access_ttl, Duration::seconds(120));
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<Overrides>("acess_ttl_secs = 1").is_err());
+        let o = Overrides { refresh_grace_secs: Some(0), ..Overrides::default() };
+        assert!(Settings::resolve(o).is_err());
+    }
+
+    #[test]
+    fn service_key_specs_parse_and_reject_garbage() {
+        let k: ServiceKeySpec = format!("auth:{HASH}:sessions:read+sessions:write").parse().unwrap();
+        assert_eq!(k.name, "auth");
+        assert_eq!(k.scopes, vec![Scope::Read, Scope::Write]);
+        assert!(format!("auth:{HASH}:sessions:admin").parse::<ServiceKeySpec>().is_err());
+        assert!("auth:abc:sessions:read".parse::<ServiceKeySpec>().is_err());
+        assert!(format!(":{HASH}:sessions:read").parse::<ServiceKeySpec>().is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let o = Overrides { refresh_pepper: Some(Secret("hunter2".into())), ..Overrides::default() };
+        let s = Settings::resolve(o).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,183 @@
+//! The one API error type. Every failure becomes an RFC 9457 `application/problem+json` body with
+//! a stable `code` (listed in docs/errors.md). Internal causes are logged here, once, and never
+//! returned to the caller.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::session::SessionError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Body or query that does not parse, has unknown fields or wrong types.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A well-formed request with a field that breaks a rule.
+    #[error("{0}")]
+    InvalidField(String),
+    #[error("malformed id")]
+    InvalidId,
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// Missing or unknown service key.
+    #[error("missing or invalid service key")]
+    Unauthorized,
+    #[error("missing or invalid token")]
+    InvalidToken,
+    #[error("the access token has expired")]
+    TokenExpired,
+    #[error("the session has been revoked")]
+    SessionRevoked,
+    #[error("the session has expired")]
+    SessionExpired,
+    #[error("this key lacks the scope {0}")]
+    InsufficientScope(&'static str),
+    #[error("no such session")]
+    NotFound,
+    #[error("no such route")]
+    NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the store is unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+/// RFC 9457 problem details, plus our stable `code`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::InvalidField(_) | Self::InvalidId => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unauthorized | Self::InvalidToken | Self::TokenExpired | Self::SessionRevoked | Self::SessionExpired => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::NotFound | Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::InvalidField(_) => "invalid_field",
+            Self::InvalidId => "invalid_id",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Unauthorized => "unauthorized",
+            Self::InvalidToken => "invalid_token",
+            Self::TokenExpired => "token_expired",
+            Self::SessionRevoked => "session_revoked",
+            Self::SessionExpired => "session_expired",
+            Self::InsufficientScope(_) => "insufficient_scope",
+            Self::NotFound => "session_not_found",
+            Self::NoRoute => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unavailable => "store_unavailable",
+            Self::Internal => "internal_error",
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        match self {
+            Self::BadRequest(d) | Self::InvalidField(d) => Some(d.clone()),
+            Self::InsufficientScope(_) => Some(self.to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let problem = Problem {
+            kind: format!("urn:session-service:problem:{}", self.code()),
+            title: self.to_string(),
+            status: status.as_u16(),
+            code: self.code(),
+            detail: self.detail(),
+        };
+        let mut response = (status, axum::Json(problem)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Invalid(i) => Self::InvalidField(i.to_string()),
+            SessionError::NotFound => Self::NotFound,
+            SessionError::InvalidToken => Self::InvalidToken,
+            SessionError::TokenExpired => Self::TokenExpired,
+            SessionError::Revoked => Self::SessionRevoked,
+            SessionError::Expired => Self::SessionExpired,
+            SessionError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %e, "store unavailable");
+                Self::Unavailable
+            }
+            _ => {
+                tracing::error!(error = %e, "store error");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType,
+            JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            _ => Self::BadRequest(r.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(_: PathRejection) -> Self {
+        Self::InvalidId
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::BadRequest(r.body_text())
+    }
+}

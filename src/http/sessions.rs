@@ -1,0 +1,246 @@
+//! The service API (`/sessions`), called by the auth-service and admin tools with a service key.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::auth::{Client, ServiceCaller};
+use super::dto::*;
+use super::extract::{Json, OptionalJson, Path, Query};
+use crate::config::Scope;
+use crate::error::ApiError;
+use crate::session::{reasons, NewSession};
+use crate::state::AppState;
+use crate::store::{SessionUpdate, StatusFilter};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sessions", post(create))
+        .route("/sessions/{id}", get(read).put(update).delete(delete))
+        .route("/sessions/{id}/extend", post(extend))
+        .route("/sessions/{id}/revoke", post(revoke))
+        .route("/sessions/{id}/audit", get(audit))
+        .route("/sessions/user/{user_id}", get(list))
+        .route("/sessions/user/{user_id}/audit", get(user_audit))
+}
+
+/// Open a session after a login and issue its first token pair.
+#[utoipa::path(post, path = "/sessions", tag = "service", security(("service_key" = ["sessions:write"])),
+    request_body = CreateSessionRequest,
+    responses((status = 201, body = CreatedSession), (status = 400, body = crate::error::Problem),
+        (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: ServiceCaller,
+    client: Client,
+    Json(body): Json<CreateSessionRequest>,
+) -> Result<(StatusCode, Json<CreatedSession>), ApiError> {
+    caller.require(Scope::Write)?;
+    let new = NewSession {
+        user_id: body.user_id,
+        device: body.device,
+        ip: body.ip,
+        user_agent: body.user_agent,
+        metadata: body.metadata,
+    };
+    let issued = state.sessions.create(new, &caller.context(&client)).await?;
+    let now = state.sessions.now();
+    let body = CreatedSession {
+        token_type: "Bearer",
+        access_token: issued.access_token,
+        access_token_expires_at: issued.access_token_expires_at,
+        refresh_token: issued.refresh_token,
+        refresh_token_expires_at: issued.refresh_token_expires_at,
+        session: SessionView::new(issued.session, now),
+    };
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// One session, in any state.
+#[utoipa::path(get, path = "/sessions/{id}", tag = "service", security(("service_key" = ["sessions:read"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = SessionView), (status = 404, body = crate::error::Problem)))]
+pub async fn read(State(state): State<AppState>, caller: ServiceCaller, Path(id): Path<Uuid>) -> Result<Json<SessionView>, ApiError> {
+    caller.require(Scope::Read)?;
+    let session = state.sessions.get(id).await?;
+    Ok(Json(SessionView::new(session, state.sessions.now())))
+}
+
+/// Change the device name and/or metadata; nothing else is mutable.
+#[utoipa::path(put, path = "/sessions/{id}", tag = "service", security(("service_key" = ["sessions:write"])),
+    params(("id" = Uuid, Path)), request_body = UpdateSessionRequest,
+    responses((status = 200, body = SessionView), (status = 404, body = crate::error::Problem)))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: ServiceCaller,
+    client: Client,
+    Path(id): Path<Uuid>,
+    Json(body): Json<UpdateSessionRequest>,
+) -> Result<Json<SessionView>, ApiError> {
+    caller.require(Scope::Write)?;
+    let update = SessionUpdate { device_name: body.device_name, metadata: body.metadata };
+    let session = state.sessions.update(id, update, &caller.context(&client)).await?;
+    Ok(Json(SessionView::new(session, state.sessions.now())))
+}
+
+/// Revoke (if active) and remove a session; its audit trail stays.
+#[utoipa::path(delete, path = "/sessions/{id}", tag = "service", security(("service_key" = ["sessions:write"])),
+    params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 404, body = crate::error::Problem)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: ServiceCaller,
+    client: Client,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Scope::Write)?;
+    state.sessions.delete(id, &caller.context(&client)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Push the idle expiry forward, never past the absolute expiry.
+#[utoipa::path(post, path = "/sessions/{id}/extend", tag = "service", security(("service_key" = ["sessions:write"])),
+    params(("id" = Uuid, Path)), request_body(content = Option<ExtendRequest>),
+    responses((status = 200, body = SessionView), (status = 401, body = crate::error::Problem),
+        (status = 404, body = crate::error::Problem)))]
+pub async fn extend(
+    State(state): State<AppState>,
+    caller: ServiceCaller,
+    client: Client,
+    Path(id): Path<Uuid>,
+    OptionalJson(body): OptionalJson<ExtendRequest>,
+) -> Result<Json<SessionView>, ApiError> {
+    caller.require(Scope::Write)?;
+    let by = match body.seconds {
+        None => None,
+        Some(s) if (1..=366 * 86_400).contains(&s) => Some(Duration::seconds(s)),
+        Some(_) => return Err(ApiError::InvalidField("seconds: must be between 1 and 31622400".into())),
+    };
+    let session = state.sessions.extend(id, by, &caller.context(&client)).await?;
+    Ok(Json(SessionView::new(session, state.sessions.now())))
+}
+
+/// Revoke a session. Revoking an already revoked session answers the same.
+#[utoipa::path(post, path = "/sessions/{id}/revoke", tag = "service", security(("service_key" = ["sessions:write"])),
+    params(("id" = Uuid, Path)), request_body(content = Option<RevokeRequest>),
+    responses((status = 200, body = SessionView), (status = 404, body = crate::error::Problem)))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: ServiceCaller,
+    client: Client,
+    Path(id): Path<Uuid>,
+    OptionalJson(body): OptionalJson<RevokeRequest>,
+) -> Result<Json<SessionView>, ApiError> {
+    caller.require(Scope::Write)?;
+    let reason = body.reason.unwrap_or_else(|| reasons::REVOKED_BY_SERVICE.to_owned());
+    let valid = !reason.is_empty()
+        && reason.len() <= 64
+        && reason.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !valid {
+        return Err(ApiError::InvalidField("reason: must be 1-64 characters of a-z, 0-9 or _".into()));
+    }
+    let session = state.sessions.revoke(id, &reason, &caller.context(&client)).await?;
+    Ok(Json(SessionView::new(session, state.sessions.now())))
+}
+
+/// A user's sessions, newest first, paginated.
+#[utoipa::path(get, path = "/sessions/user/{user_id}", tag = "service", security(("service_key" = ["sessions:read"])),
+    params(("user_id" = String, Path), ListParams),
+    responses((status = 200, body = SessionPage), (status = 400, body = crate::error::Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: ServiceCaller,
+    Path(user_id): Path<String>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<SessionPage>, ApiError> {
+    caller.require(Scope::Read)?;
+    let limit = page_limit(params.limit, 50, 100)?;
+    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    let filter = match params.status.unwrap_or_default() {
+        ListStatus::Active => StatusFilter::Active,
+        ListStatus::All => StatusFilter::All,
+    };
+    let sessions = state.sessions.list_for_user(&user_id, filter, limit, after).await?;
+    let next_cursor = (sessions.len() == limit as usize)
+        .then(|| sessions.last().map(|s| encode_cursor(s.created_at, s.id)))
+        .flatten();
+    let now = state.sessions.now();
+    let sessions = sessions.into_iter().map(|s| SessionView::new(s, now)).collect();
+    Ok(Json(SessionPage { sessions, next_cursor }))
+}
+
+/// The audit trail of one session (kept after the session is deleted), newest first.
+#[utoipa::path(get, path = "/sessions/{id}/audit", tag = "service", security(("service_key" = ["sessions:read"])),
+    params(("id" = Uuid, Path), AuditParams), responses((status = 200, body = AuditPage)))]
+pub async fn audit(
+    State(state): State<AppState>,
+    caller: ServiceCaller,
+    Path(id): Path<Uuid>,
+    Query(params): Query<AuditParams>,
+) -> Result<Json<AuditPage>, ApiError> {
+    caller.require(Scope::Read)?;
+    let limit = page_limit(params.limit, 100, 500)?;
+    let entries = state.sessions.audit_of_session(id, limit, params.before).await?;
+    Ok(Json(audit_page(entries, limit)))
+}
+
+/// The audit trail of one user, newest first.
+#[utoipa::path(get, path = "/sessions/user/{user_id}/audit", tag = "service",
+    security(("service_key" = ["sessions:read"])),
+    params(("user_id" = String, Path), AuditParams), responses((status = 200, body = AuditPage)))]
+pub async fn user_audit(
+    State(state): State<AppState>,
+    caller: ServiceCaller,
+    Path(user_id): Path<String>,
+    Query(params): Query<AuditParams>,
+) -> Result<Json<AuditPage>, ApiError> {
+    caller.require(Scope::Read)?;
+    let limit = page_limit(params.limit, 100, 500)?;
+    let entries = state.sessions.audit_of_user(&user_id, limit, params.before).await?;
+    Ok(Json(audit_page(entries, limit)))
+}
+
+fn audit_page(entries: Vec<crate::session::AuditRecord>, limit: u32) -> AuditPage {
+    let next_before = (entries.len() == limit as usize).then(|| entries.last().map(|e| e.id)).flatten();
+    AuditPage { entries, next_before }
+}
+
+fn page_limit(requested: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match requested {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::InvalidField(format!("limit: must be between 1 and {max}"))),
+    }
+}
+
+fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}.{}", created_at.timestamp_micros(), id))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+    let bad = || ApiError::InvalidField("cursor: not a cursor this API returned".into());
+    let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = std::str::from_utf8(&raw).map_err(|_| bad())?;
+    let (micros, id) = text.split_once('.').ok_or_else(bad)?;
+    let at = micros.parse().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(bad)?;
+    Ok((at, Uuid::try_parse(id).map_err(|_| bad())?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        let id = Uuid::new_v4();
+        assert_eq!(decode_cursor(&encode_cursor(at, id)).unwrap(), (at, id));
+        assert!(decode_cursor("!!").is_err());
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("x.y")).is_err());
+    }
+}

@@ -1,0 +1,100 @@
+//! The user API (`/session`), called by the gateway on behalf of a player with the player's own
+//! tokens.
+
+use axum::extract::State;
+use axum::http::header::{HeaderValue, CACHE_CONTROL};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use uuid::Uuid;
+
+use super::auth::{Client, Player};
+use super::dto::*;
+use super::extract::{Json, Path, Query};
+use crate::error::ApiError;
+use crate::session::Actor;
+use crate::state::AppState;
+use crate::store::StatusFilter;
+
+/// Most sessions `GET /session/me` lists (the per-user cap keeps real users far below).
+const ME_LIMIT: u32 = 100;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/session/refresh", post(refresh))
+        .route("/session/validate", post(validate))
+        .route("/session/me", get(me))
+        .route("/session/all", delete(logout_all))
+        .route("/session/{id}", delete(logout))
+}
+
+/// Rotate a refresh token: a new access token and the successor refresh token.
+#[utoipa::path(post, path = "/session/refresh", tag = "user", request_body = RefreshRequest,
+    responses((status = 200, body = Tokens), (status = 401, body = crate::error::Problem)))]
+pub async fn refresh(State(state): State<AppState>, client: Client, Json(body): Json<RefreshRequest>) -> Result<Response, ApiError> {
+    let issued = state.sessions.refresh(&body.refresh_token, &client.context(Actor::System)).await?;
+    let mut response = Json(Tokens::from(&issued)).into_response();
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Check a refresh token without rotating it.
+#[utoipa::path(post, path = "/session/validate", tag = "user", request_body = RefreshRequest,
+    responses((status = 200, body = Validation), (status = 401, body = crate::error::Problem)))]
+pub async fn validate(
+    State(state): State<AppState>,
+    client: Client,
+    Json(body): Json<RefreshRequest>,
+) -> Result<Json<Validation>, ApiError> {
+    let session = state.sessions.validate_refresh(&body.refresh_token, &client.context(Actor::System)).await?;
+    Ok(Json(Validation { valid: true, session: SessionView::new(session, state.sessions.now()) }))
+}
+
+/// The caller's active sessions, the current one marked.
+#[utoipa::path(get, path = "/session/me", tag = "user", security(("access_token" = [])),
+    responses((status = 200, body = MySessions), (status = 401, body = crate::error::Problem)))]
+pub async fn me(State(state): State<AppState>, player: Player) -> Result<Json<MySessions>, ApiError> {
+    let sessions = state.sessions.list_for_user(&player.claims.sub, StatusFilter::Active, ME_LIMIT, None).await?;
+    let now = state.sessions.now();
+    let sessions = sessions
+        .into_iter()
+        .map(|s| {
+            let current = s.id == player.claims.sid;
+            SessionView { current: Some(current), ..SessionView::new(s, now) }
+        })
+        .collect();
+    Ok(Json(MySessions { user_id: player.claims.sub, session_id: player.claims.sid, sessions }))
+}
+
+/// Log out one of the caller's own sessions (another user's id answers 404).
+#[utoipa::path(delete, path = "/session/{id}", tag = "user", security(("access_token" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 401, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+pub async fn logout(
+    State(state): State<AppState>,
+    player: Player,
+    client: Client,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    state.sessions.logout(&player.claims, id, &player.context(&client)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Log out all of the caller's sessions; `?except=current` keeps the calling one.
+#[utoipa::path(delete, path = "/session/all", tag = "user", security(("access_token" = [])), params(LogoutAllParams),
+    responses((status = 200, body = LogoutAll), (status = 401, body = crate::error::Problem)))]
+pub async fn logout_all(
+    State(state): State<AppState>,
+    player: Player,
+    client: Client,
+    Query(params): Query<LogoutAllParams>,
+) -> Result<Json<LogoutAll>, ApiError> {
+    let except_current = match params.except.as_deref() {
+        None => false,
+        Some("current") => true,
+        Some(_) => return Err(ApiError::InvalidField("except: the only accepted value is `current`".into())),
+    };
+    let revoked = state.sessions.logout_all(&player.claims, except_current, &player.context(&client)).await?;
+    Ok(Json(LogoutAll { revoked: revoked.len() }))
+}
