@@ -1,1 +1,124 @@
-fn main() {}
+//! `loadtest`: drives the session service's REST API through the client SDK and reports
+//! throughput, latency quantiles and errors by kind.
+//!
+//! ```text
+//! loadtest --base-url http://127.0.0.1:8080 --service-key KEY --scenario refresh \
+//!          --concurrency 64 --duration-secs 10 [--max-requests N] [--sessions N] [--warmup-secs 2]
+//! ```
+//!
+//! Only loopback targets are accepted. Every loop is bounded by the deadline (warm-up + duration)
+//! and, when given, the request budget; requests are bounded by a timeout, so a run always ends by
+//! itself. The summary goes to stdout, followed by the same numbers as one JSON line.
+//!
+//! # Layout
+//! - `cli`: options and the loopback check.
+//! - `scenarios`: session set-up and the worker loops.
+//! - `stats`: per-worker recorders and the final report.
+
+mod cli;
+mod scenarios;
+mod stats;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use session_client::{ServiceClient, SessionClient};
+
+use cli::{Args, Scenario};
+use scenarios::{Run, Work};
+use stats::{Recorder, Report};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let url = cli::loopback_url(&args.base_url)?;
+    let base = url.as_str().trim_end_matches('/').to_owned();
+
+    // One pool for every worker: at least one idle connection per worker survives between its
+    // requests, so the run measures the server, not connection set-up. HTTP/1.1 only, one
+    // request in flight per connection, as a gateway fleet would behave.
+    let http = reqwest::Client::builder()
+        .http1_only()
+        .pool_max_idle_per_host(args.workers())
+        .tcp_nodelay(true)
+        .timeout(args.request_timeout())
+        .user_agent(concat!("loadtest/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client")?;
+    http.get(format!("{base}/healthz"))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {base}: is the server running?"))?;
+
+    let run_id = format!("{:x}{:x}", std::process::id(), unix_nanos() % (1 << 40));
+    let mut run = Run {
+        service: ServiceClient::with_client(&base, &args.service_key, http.clone()),
+        user: SessionClient::with_client(&base, http),
+        run_id,
+        measure_from: Instant::now(),
+        deadline: Instant::now(),
+        budget: AtomicU64::new(args.max_requests.unwrap_or(u64::MAX)),
+    };
+
+    let prepared_at = Instant::now();
+    let work =
+        scenarios::prepare(&run, args.scenario, args.session_count(), args.workers()).await?;
+    if args.scenario != Scenario::Create {
+        let n: usize = work.iter().map(Work::sessions).sum();
+        eprintln!(
+            "prepared {n} sessions in {:.2} s",
+            prepared_at.elapsed().as_secs_f64()
+        );
+    }
+
+    let start = Instant::now();
+    run.measure_from = start + args.warmup();
+    run.deadline = run.measure_from + args.duration();
+    let run = Arc::new(run);
+    let tasks: Vec<_> = work
+        .into_iter()
+        .map(|w| tokio::spawn(scenarios::worker(Arc::clone(&run), w)))
+        .collect();
+    let workers = tasks.len();
+
+    let mut recorder = Recorder::new();
+    let mut live_chains = 0;
+    for task in tasks {
+        let (r, work) = task.await.context("a worker panicked")?;
+        recorder.merge(r);
+        live_chains += work.sessions();
+    }
+    let measured = Instant::now().saturating_duration_since(run.measure_from);
+
+    if args.scenario == Scenario::Refresh {
+        eprintln!(
+            "rotation chains still alive at the end: {live_chains} of {}",
+            args.session_count()
+        );
+    }
+    let ok = recorder.ok();
+    let report = Report {
+        scenario: args.scenario.name(),
+        target: &base,
+        concurrency: workers,
+        warmup: args.warmup(),
+        measured,
+        recorder,
+    };
+    print!("{}", report.text());
+    println!("{}", report.json());
+    if ok == 0 {
+        bail!("no request succeeded in the measured window");
+    }
+    Ok(())
+}
+
+fn unix_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}

@@ -1,0 +1,188 @@
+//! Command-line options, and the check that the target is this machine.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, ValueEnum};
+use reqwest::Url;
+
+/// Load generator for the session service's REST API. Targets loopback addresses only.
+#[derive(Debug, Parser)]
+#[command(version)]
+pub struct Args {
+    /// Base URL of the server under test; its host must be a loopback address or `localhost`.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub base_url: String,
+    /// Service key with the `sessions:write` scope, used to create sessions.
+    #[arg(long, env = "LOADTEST_SERVICE_KEY", hide_env_values = true)]
+    pub service_key: String,
+    /// What each request does.
+    #[arg(long, value_enum)]
+    pub scenario: Scenario,
+    /// Number of concurrent workers, each with one request in flight.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+    /// Measured duration, after the warm-up.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub duration_secs: u64,
+    /// Stop after this many measured requests, even if the duration has not passed.
+    #[arg(long)]
+    pub max_requests: Option<u64>,
+    /// Sessions created before the run for `refresh`, `me` and `validate` [default: concurrency].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub sessions: Option<u32>,
+    /// Warm-up before measuring: requests are sent but not counted.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub warmup_secs: u64,
+    /// Per-request timeout; a request that takes longer counts as a transport error.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub request_timeout_secs: u64,
+}
+
+/// The request mix of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// `POST /sessions`, each with a new user id.
+    Create,
+    /// `POST /session/refresh` along rotation chains: each worker always presents the newest
+    /// refresh token it received for a session.
+    Refresh,
+    /// `GET /session/me` with each session's access token.
+    Me,
+    /// `POST /session/validate` with each session's refresh token.
+    Validate,
+}
+
+impl Scenario {
+    /// The name used in the output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Refresh => "refresh",
+            Self::Me => "me",
+            Self::Validate => "validate",
+        }
+    }
+}
+
+impl Args {
+    /// How many workers run.
+    pub fn workers(&self) -> usize {
+        self.concurrency as usize
+    }
+
+    /// How many sessions to create before the run.
+    pub fn session_count(&self) -> usize {
+        self.sessions.unwrap_or(self.concurrency) as usize
+    }
+
+    /// Warm-up before measuring.
+    pub fn warmup(&self) -> Duration {
+        Duration::from_secs(self.warmup_secs)
+    }
+
+    /// Measured duration.
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs(self.duration_secs)
+    }
+
+    /// Per-request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}
+
+/// Parses `base_url` and refuses any target that is not this machine: load is only ever sent to
+/// loopback addresses.
+pub fn loopback_url(base_url: &str) -> anyhow::Result<Url> {
+    let url =
+        Url::parse(base_url).with_context(|| format!("--base-url {base_url:?} is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!(
+            "--base-url must be http:// or https://, not {}://",
+            url.scheme()
+        );
+    }
+    // `host_str` gives IPv6 addresses in brackets and IPv4 ones normalized (`127.1` is 127.0.0.1).
+    let host = url.host_str().unwrap_or_default();
+    let loopback = match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    };
+    if !loopback {
+        bail!(
+            "refusing to load {base_url}: the target must be a loopback address (127.0.0.0/8, [::1]) or localhost"
+        );
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_targets_are_accepted() {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3/",
+            "http://[::1]:8080",
+            "http://LOCALHOST:80",
+        ] {
+            assert!(loopback_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://10.0.0.5:8080",
+            "http://192.168.1.10",
+            "http://example.com",
+            "http://localhost.example.com",
+            "http://[::2]:8080",
+            "ftp://127.0.0.1",
+            "127.0.0.1:8080",
+        ] {
+            assert!(loopback_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_documented_command_line_parses() {
+        let args = Args::try_parse_from([
+            "loadtest",
+            "--base-url",
+            "http://127.0.0.1:8080",
+            "--service-key",
+            "k",
+            "--scenario",
+            "refresh",
+            "--concurrency",
+            "8",
+            "--duration-secs",
+            "5",
+            "--max-requests",
+            "100",
+            "--warmup-secs",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(
+            (args.scenario, args.workers(), args.session_count()),
+            (Scenario::Refresh, 8, 8)
+        );
+        assert_eq!(args.max_requests, Some(100));
+        assert!(Args::try_parse_from([
+            "loadtest",
+            "--service-key",
+            "k",
+            "--scenario",
+            "me",
+            "--concurrency",
+            "0"
+        ])
+        .is_err());
+    }
+}
