@@ -4,8 +4,13 @@
 //! Backends: [`postgres`] (production) and [`sqlite`] (embedded default); [`connect`] picks one
 //! from the URL scheme and runs its migrations.
 
-//pub mod postgres;
-//pub mod sqlite;
+#[macro_use]
+mod columns;
+mod driver;
+mod trail;
+
+pub mod postgres;
+pub mod sqlite;
 
 use std::sync::Arc;
 
@@ -81,7 +86,10 @@ pub struct Rotation {
 pub enum RevokeTarget {
     Session(Uuid),
     /// All of a user's active sessions, optionally sparing one.
-    User { user_id: String, except: Option<Uuid> },
+    User {
+        user_id: String,
+        except: Option<Uuid>,
+    },
 }
 
 /// How a revocation is recorded. Only sessions effectively active at `at` are revoked; for each,

@@ -1,0 +1,201 @@
+//! The embedded store: a SQLite file in WAL mode, the default when no database is configured.
+//!
+//! Two pools: every write transaction goes through a pool of exactly one connection, which
+//! serializes writers in-process (so a writer never meets SQLITE_BUSY from a sibling, and never
+//! deadlocks upgrading a read lock), while a few read connections serve lookups concurrently
+//! from WAL snapshots. An in-memory database (`sqlite::memory:`) exists only inside its one
+//! connection, so there both pools are that same single connection.
+//!
+//! - [`sessions`](self::sessions): create (with the per-user cap), get, list, update, extend.
+//! - [`lifecycle`](self::lifecycle): rotate, revoke, delete, expire.
+//! - [`journal`](self::journal): audit log and outbox.
+//! - [`rows`](self::rows): binding domain values and decoding rows.
+
+mod journal;
+mod lifecycle;
+mod rows;
+mod sessions;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::error::DatabaseError;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::driver;
+use super::trail::Trail;
+use super::{AuditQuery, ListQuery, Revocation, RevokeTarget, Rotation, SessionUpdate, Store, StoreError};
+use crate::session::{AuditRecord, OutboxEvent, SessionRecord, SessionStatus};
+
+/// Read connections. Reads are short index lookups; a few cover two cores.
+const READERS: u32 = 4;
+
+/// How long a caller waits for a connection (the write connection included) and how long SQLite
+/// waits on a lock held by another process before the store reports itself unavailable.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sessions, audit and outbox in a SQLite database.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// Exactly one connection: all write transactions.
+    write: SqlitePool,
+    /// Lookups and listings.
+    read: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its directory if missing) the database at `url`
+    /// (`sqlite://path/to/file.db`, `sqlite:file.db` or `sqlite::memory:`) and applies the
+    /// migrations in `migrations/sqlite`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(db_error)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode: a commit survives a crash of the process; only a power loss
+            // can lose the last transactions, never corrupt the file.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(TIMEOUT);
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            let pool = pool(1).min_connections(1).idle_timeout(None).max_lifetime(None);
+            let pool = pool.connect_with(options).await.map_err(db_error)?;
+            migrate(&pool).await?;
+            return Ok(Self { write: pool.clone(), read: pool });
+        }
+        if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let write = pool(1).connect_with(options.clone()).await.map_err(db_error)?;
+        migrate(&write).await?;
+        let read = pool(READERS).connect_with(options).await.map_err(db_error)?;
+        Ok(Self { write, read })
+    }
+}
+
+fn pool(connections: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new().max_connections(connections).acquire_timeout(TIMEOUT)
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    sqlx::migrate!("./migrations/sqlite").run(pool).await.map_err(|e| driver::migration(e, transient))
+}
+
+/// Translates a sqlx error from SQLite into a [`StoreError`].
+fn db_error(e: sqlx::Error) -> StoreError {
+    driver::translate(e, transient)
+}
+
+/// Result codes worth a retry (primary code of the extended one): BUSY and LOCKED (another
+/// process held the lock past the busy timeout), IOERR, FULL and CANTOPEN (the disk).
+fn transient(e: &dyn DatabaseError) -> bool {
+    let code = e.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
+    matches!(code, Some(5 | 6 | 10 | 13 | 14))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.read).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        cap: u32,
+        audit: &AuditRecord,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        sessions::create(&self.write, session, cap, audit).await
+    }
+
+    async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
+        sessions::get(&self.read, id).await
+    }
+
+    async fn list_user_sessions(&self, user_id: &str, query: &ListQuery) -> Result<Vec<SessionRecord>, StoreError> {
+        sessions::list(&self.read, user_id, query).await
+    }
+
+    async fn rotate_refresh(&self, rotation: &Rotation) -> Result<Option<SessionRecord>, StoreError> {
+        lifecycle::rotate(&self.write, rotation).await
+    }
+
+    async fn update_session(
+        &self,
+        id: Uuid,
+        update: &SessionUpdate,
+        audit: &AuditRecord,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        sessions::update(&self.write, id, update, audit).await
+    }
+
+    async fn extend_session(
+        &self,
+        id: Uuid,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+        audit: &AuditRecord,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        sessions::extend(&self.write, id, expires_at, at, audit).await
+    }
+
+    async fn revoke_sessions(
+        &self,
+        target: &RevokeTarget,
+        revocation: &Revocation,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        lifecycle::revoke(&self.write, target, revocation).await
+    }
+
+    async fn delete_session(&self, id: Uuid, revocation: &Revocation) -> Result<Option<SessionRecord>, StoreError> {
+        lifecycle::delete(&self.write, id, revocation).await
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut conn = self.write.acquire().await.map_err(db_error)?;
+        let trail = Trail { audit: vec![record.clone()], events: Vec::new() };
+        journal::append(&mut conn, &trail).await
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        journal::list_audit(&self.read, query).await
+    }
+
+    async fn expire_sessions(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionRecord>, StoreError> {
+        lifecycle::expire(&self.write, now, limit).await
+    }
+
+    async fn pending_events(&self, limit: u32) -> Result<Vec<OutboxEvent>, StoreError> {
+        journal::pending_events(&self.read, limit).await
+    }
+
+    async fn mark_events_sent(&self, ids: &[Uuid], at: DateTime<Utc>) -> Result<(), StoreError> {
+        journal::mark_events_sent(&self.write, ids, at).await
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(SessionStatus, i64)>, StoreError> {
+        let found = sqlx::query("SELECT status, count(*) AS n FROM sessions GROUP BY status ORDER BY status")
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        found
+            .iter()
+            .map(|row| {
+                let status: &str = row.try_get("status").map_err(db_error)?;
+                let status = SessionStatus::parse(status).ok_or_else(|| driver::corrupt("session status", status))?;
+                Ok((status, row.try_get("n").map_err(db_error)?))
+            })
+            .collect()
+    }
+}

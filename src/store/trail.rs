@@ -1,0 +1,97 @@
+//! The audit records and outbox events that store changes leave behind. Built here, from the rows
+//! a change returned, so that every backend writes exactly the same trail.
+
+use chrono::{DateTime, Utc};
+
+use super::Revocation;
+use crate::session::{reasons, Actor, AuditRecord, OutboxEvent, SessionRecord, SessionStatus};
+
+/// Audit records and events to append in the transaction of the change they describe.
+#[derive(Debug, Default)]
+pub(crate) struct Trail {
+    pub audit: Vec<AuditRecord>,
+    pub events: Vec<OutboxEvent>,
+}
+
+impl Trail {
+    /// One audit record and one event, as most single-session changes leave.
+    pub fn one(audit: &AuditRecord, event: OutboxEvent) -> Self {
+        Self { audit: vec![audit.clone()], events: vec![event] }
+    }
+
+    /// For each revoked session: audit (action `revoke`, outcome `ok`), `session.revoked` and,
+    /// when the revocation is suspicious, `session.suspicious`.
+    pub fn revocations(rows: &[SessionRecord], revocation: &Revocation) -> Self {
+        let mut trail = Self::default();
+        for row in rows {
+            trail.push_revocation(row, revocation);
+        }
+        trail
+    }
+
+    /// Sessions evicted because their user went over the cap: revoked by the system.
+    pub fn evictions(rows: &[SessionRecord], at: DateTime<Utc>) -> Self {
+        Self::revocations(rows, &eviction(at))
+    }
+
+    /// Sessions the sweep marked expired: audit (actor system, action `expire`) and
+    /// `session.expired`.
+    pub fn expirations(rows: &[SessionRecord], now: DateTime<Utc>) -> Self {
+        let mut trail = Self::default();
+        for row in rows {
+            let audit = AuditRecord::new(now, Actor::System, "expire", "ok")
+                .session(row.id, &row.user_id)
+                .reason(reasons::EXPIRED);
+            trail.audit.push(audit);
+            trail.events.push(OutboxEvent::expired(row, now));
+        }
+        trail
+    }
+
+    /// What deleting `row` leaves: its revocation first if it was still active (`revoked` is the
+    /// row as revoked), then the `delete` audit record.
+    pub fn deletion(row: &SessionRecord, revoked: Option<&SessionRecord>, revocation: &Revocation) -> Self {
+        let mut trail = Self::default();
+        if let Some(revoked) = revoked {
+            trail.push_revocation(revoked, revocation);
+        }
+        let audit = AuditRecord::new(revocation.at, revocation.actor.clone(), "delete", "ok")
+            .session(row.id, &row.user_id)
+            .reason(revocation.reason.clone())
+            .ip(revocation.ip.as_deref());
+        trail.audit.push(audit);
+        trail
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.audit.is_empty() && self.events.is_empty()
+    }
+
+    fn push_revocation(&mut self, row: &SessionRecord, revocation: &Revocation) {
+        let audit = AuditRecord::new(revocation.at, revocation.actor.clone(), "revoke", "ok")
+            .session(row.id, &row.user_id)
+            .reason(revocation.reason.clone())
+            .ip(revocation.ip.as_deref());
+        self.audit.push(audit);
+        self.events.push(OutboxEvent::revoked(row, revocation.at, &revocation.reason));
+        if revocation.suspicious {
+            self.events.push(OutboxEvent::suspicious(row, revocation.at, &revocation.reason));
+        }
+    }
+}
+
+/// The revocation the cap applies: system actor, reason `session_limit`.
+pub(crate) fn eviction(at: DateTime<Utc>) -> Revocation {
+    Revocation { reason: reasons::SESSION_LIMIT.to_owned(), actor: Actor::System, ip: None, at, suspicious: false }
+}
+
+/// `row` as `revocation` leaves it, if it was effectively active at the revocation's time. Used
+/// where a row is revoked and deleted in one step, so it never needs the UPDATE.
+pub(crate) fn revoked_copy(row: &SessionRecord, revocation: &Revocation) -> Option<SessionRecord> {
+    row.is_active(revocation.at).then(|| SessionRecord {
+        status: SessionStatus::Revoked,
+        revoked_at: Some(revocation.at),
+        revoke_reason: Some(revocation.reason.clone()),
+        ..row.clone()
+    })
+}
