@@ -64,15 +64,10 @@ fn access(c: &mut Criterion) {
     let now = Utc::now();
     let ttl = Duration::minutes(10);
     let (jwt, _) = tokens.sign(&session, now, ttl);
-    assert!(
-        tokens.verify(&jwt, now).is_ok(),
-        "the bench token must verify"
-    );
+    assert!(tokens.verify(&jwt, now).is_ok(), "the bench token must verify");
 
     let mut group = c.benchmark_group("access");
-    group.bench_function("sign", |b| {
-        b.iter(|| tokens.sign(black_box(&session), now, ttl))
-    });
+    group.bench_function("sign", |b| b.iter(|| tokens.sign(black_box(&session), now, ttl)));
     group.bench_function("verify", |b| b.iter(|| tokens.verify(black_box(&jwt), now)));
     group.finish();
 }
@@ -82,23 +77,13 @@ fn refresh(c: &mut Criterion) {
     let peppered = RefreshSecrets::new([7; 32], Some(b"bench-pepper-0123456789abcdef".to_vec()));
     let token = plain.successor(&plain.issue_initial(Uuid::now_v7()));
     let wire = token.encode();
-    assert_eq!(
-        RefreshToken::parse(&wire).as_ref(),
-        Some(&token),
-        "the bench token must parse"
-    );
+    assert_eq!(RefreshToken::parse(&wire).as_ref(), Some(&token), "the bench token must parse");
 
     let mut group = c.benchmark_group("refresh");
-    group.bench_function("successor", |b| {
-        b.iter(|| plain.successor(black_box(&token)))
-    });
+    group.bench_function("successor", |b| b.iter(|| plain.successor(black_box(&token))));
     group.bench_function("hash/sha256", |b| b.iter(|| plain.hash(black_box(&token))));
-    group.bench_function("hash/hmac_pepper", |b| {
-        b.iter(|| peppered.hash(black_box(&token)))
-    });
-    group.bench_function("parse", |b| {
-        b.iter(|| RefreshToken::parse(black_box(&wire)))
-    });
+    group.bench_function("hash/hmac_pepper", |b| b.iter(|| peppered.hash(black_box(&token))));
+    group.bench_function("parse", |b| b.iter(|| RefreshToken::parse(black_box(&wire))));
     group.bench_function("encode", |b| b.iter(|| black_box(&token).encode()));
     group.finish();
 }

@@ -104,7 +104,8 @@ async fn sweep_loop(state: AppState, interval: std::time::Duration, cancel: Canc
 fn load_signing_key(source: &KeySource) -> anyhow::Result<SigningKeyPair> {
     match source {
         KeySource::File(path) => {
-            let pem = std::fs::read_to_string(path).with_context(|| format!("reading signing key {}", path.display()))?;
+            let pem =
+                std::fs::read_to_string(path).with_context(|| format!("reading signing key {}", path.display()))?;
             SigningKeyPair::from_pem(&pem).with_context(|| format!("parsing signing key {}", path.display()))
         }
         KeySource::Generated(path) => {
@@ -149,7 +150,10 @@ fn default_service_key(data_dir: &Path) -> anyhow::Result<ServiceKeySpec> {
             rand::rngs::OsRng.fill_bytes(&mut bytes);
             let key = format!("sk_{}", URL_SAFE_NO_PAD.encode(bytes));
             write_private(&path, key.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-            println!("Generated a service key (scopes sessions:read, sessions:write), saved in {}:\n{key}", path.display());
+            println!(
+                "Generated a service key (scopes sessions:read, sessions:write), saved in {}:\n{key}",
+                path.display()
+            );
             key
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),

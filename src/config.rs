@@ -179,10 +179,29 @@ macro_rules! overlay {
 impl Overrides {
     /// `top` wins wherever it sets a value.
     pub fn overlay(mut self, top: Overrides) -> Self {
-        overlay!(self, top, listen, data_dir, database_url, issuer, audience, signing_key_file, previous_key_files,
-            refresh_key_file, refresh_pepper, service_keys, access_ttl_secs, idle_timeout_secs,
-            absolute_lifetime_secs, refresh_grace_secs, max_sessions_per_user, sweep_interval_secs,
-            max_body_bytes, log_format, platforms);
+        overlay!(
+            self,
+            top,
+            listen,
+            data_dir,
+            database_url,
+            issuer,
+            audience,
+            signing_key_file,
+            previous_key_files,
+            refresh_key_file,
+            refresh_pepper,
+            service_keys,
+            access_ttl_secs,
+            idle_timeout_secs,
+            absolute_lifetime_secs,
+            refresh_grace_secs,
+            max_sessions_per_user,
+            sweep_interval_secs,
+            max_body_bytes,
+            log_format,
+            platforms
+        );
         self
     }
 }

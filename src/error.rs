@@ -68,9 +68,11 @@ impl ApiError {
             Self::BadRequest(_) | Self::InvalidField(_) | Self::InvalidId => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unauthorized | Self::InvalidToken | Self::TokenExpired | Self::SessionRevoked | Self::SessionExpired => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::Unauthorized
+            | Self::InvalidToken
+            | Self::TokenExpired
+            | Self::SessionRevoked
+            | Self::SessionExpired => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::NotFound | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -121,9 +123,7 @@ impl IntoResponse for ApiError {
             detail: self.detail(),
         };
         let mut response = (status, axum::Json(problem)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

@@ -59,21 +59,10 @@ mod tests {
 
     #[test]
     fn api_errors_show_status_code_and_detail() {
-        let e = Error::Api {
-            status: 401,
-            code: "session_revoked".into(),
-            detail: None,
-        };
+        let e = Error::Api { status: 401, code: "session_revoked".into(), detail: None };
         assert_eq!(e.to_string(), "the server answered 401 session_revoked");
         assert_eq!((e.status(), e.code()), (Some(401), Some("session_revoked")));
-        let e = Error::Api {
-            status: 400,
-            code: "invalid_field".into(),
-            detail: Some("ip: bad".into()),
-        };
-        assert_eq!(
-            e.to_string(),
-            "the server answered 400 invalid_field: ip: bad"
-        );
+        let e = Error::Api { status: 400, code: "invalid_field".into(), detail: Some("ip: bad".into()) };
+        assert_eq!(e.to_string(), "the server answered 400 invalid_field: ip: bad");
     }
 }

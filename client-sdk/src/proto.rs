@@ -52,14 +52,7 @@ pub struct Device {
 impl Device {
     /// A device with only the required fields.
     pub fn new(id: impl Into<String>, platform: impl Into<String>) -> Self {
-        Self {
-            id: id.into(),
-            platform: platform.into(),
-            name: None,
-            model: None,
-            app_version: None,
-            fingerprint: None,
-        }
+        Self { id: id.into(), platform: platform.into(), name: None, model: None, app_version: None, fingerprint: None }
     }
 }
 
@@ -204,13 +197,7 @@ pub struct NewSession {
 impl NewSession {
     /// A request with only the required fields.
     pub fn new(user_id: impl Into<String>, device: Device) -> Self {
-        Self {
-            user_id: user_id.into(),
-            device,
-            ip: None,
-            user_agent: None,
-            metadata: None,
-        }
+        Self { user_id: user_id.into(), device, ip: None, user_agent: None, metadata: None }
     }
 }
 

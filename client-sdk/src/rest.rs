@@ -10,8 +10,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::proto::{
-    Created, MySessions, NewSession, Problem, RefreshRequest, Revoked, Session, Tokens,
-    ValidateResponse,
+    Created, MySessions, NewSession, Problem, RefreshRequest, Revoked, Session, Tokens, ValidateResponse,
 };
 use crate::Error;
 
@@ -32,10 +31,7 @@ impl SessionClient {
 
     /// A client that sends through `http`, so timeouts and pooling are the caller's choice.
     pub fn with_client(base_url: impl Into<String>, http: reqwest::Client) -> Self {
-        Self {
-            base_url: trim_base(base_url.into()),
-            http,
-        }
+        Self { base_url: trim_base(base_url.into()), http }
     }
 
     /// The server's base URL, without a trailing slash.
@@ -47,61 +43,37 @@ impl SessionClient {
     /// the returned refresh token: presenting a spent one after the grace window revokes the
     /// session as stolen.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, Error> {
-        let body = RefreshRequest {
-            refresh_token: refresh_token.to_owned(),
-        };
+        let body = RefreshRequest { refresh_token: refresh_token.to_owned() };
         json(self.http.post(self.url("/session/refresh")).json(&body)).await
     }
 
     /// `POST /session/validate`: the session `refresh_token` belongs to, without spending it.
     pub async fn validate(&self, refresh_token: &str) -> Result<Session, Error> {
-        let body = RefreshRequest {
-            refresh_token: refresh_token.to_owned(),
-        };
-        let answer: ValidateResponse =
-            json(self.http.post(self.url("/session/validate")).json(&body)).await?;
+        let body = RefreshRequest { refresh_token: refresh_token.to_owned() };
+        let answer: ValidateResponse = json(self.http.post(self.url("/session/validate")).json(&body)).await?;
         match answer {
-            ValidateResponse {
-                valid: true,
-                session: Some(session),
-            } => Ok(session),
+            ValidateResponse { valid: true, session: Some(session) } => Ok(session),
             // The server answers invalid tokens with a 401; this is the same verdict, in a 200.
-            _ => Err(Error::Api {
-                status: 200,
-                code: "invalid_token".to_owned(),
-                detail: None,
-            }),
+            _ => Err(Error::Api { status: 200, code: "invalid_token".to_owned(), detail: None }),
         }
     }
 
     /// `GET /session/me`: the caller's user id, session id and all their active sessions.
     pub async fn me(&self, access_token: &str) -> Result<MySessions, Error> {
-        json(
-            self.http
-                .get(self.url("/session/me"))
-                .bearer_auth(access_token),
-        )
-        .await
+        json(self.http.get(self.url("/session/me")).bearer_auth(access_token)).await
     }
 
     /// `DELETE /session/{id}`: logs out one of the caller's devices (possibly this one).
     pub async fn logout(&self, access_token: &str, session_id: Uuid) -> Result<(), Error> {
         let url = self.url(&format!("/session/{}", session_id.as_hyphenated()));
-        send(self.http.delete(url).bearer_auth(access_token))
-            .await
-            .map(drop)
+        send(self.http.delete(url).bearer_auth(access_token)).await.map(drop)
     }
 
     /// `DELETE /session/all`: logs out all the caller's devices, or all but this one when
     /// `except_current` is set. Returns how many sessions were revoked.
     pub async fn logout_all(&self, access_token: &str, except_current: bool) -> Result<u64, Error> {
-        let path = if except_current {
-            "/session/all?except=current"
-        } else {
-            "/session/all"
-        };
-        let answer: Revoked =
-            json(self.http.delete(self.url(path)).bearer_auth(access_token)).await?;
+        let path = if except_current { "/session/all?except=current" } else { "/session/all" };
+        let answer: Revoked = json(self.http.delete(self.url(path)).bearer_auth(access_token)).await?;
         Ok(answer.revoked)
     }
 
@@ -121,9 +93,7 @@ pub struct ServiceClient {
 
 impl fmt::Debug for ServiceClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServiceClient")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
+        f.debug_struct("ServiceClient").field("base_url", &self.base_url).finish_non_exhaustive()
     }
 }
 
@@ -135,16 +105,8 @@ impl ServiceClient {
     }
 
     /// A client that sends through `http`.
-    pub fn with_client(
-        base_url: impl Into<String>,
-        service_key: impl Into<String>,
-        http: reqwest::Client,
-    ) -> Self {
-        Self {
-            base_url: trim_base(base_url.into()),
-            service_key: service_key.into(),
-            http,
-        }
+    pub fn with_client(base_url: impl Into<String>, service_key: impl Into<String>, http: reqwest::Client) -> Self {
+        Self { base_url: trim_base(base_url.into()), service_key: service_key.into(), http }
     }
 
     /// `POST /sessions`: opens a session after a login; returns it with its first token pair.
@@ -164,10 +126,7 @@ fn trim_base(mut base_url: String) -> String {
 /// Sends `request` and decodes a successful answer's JSON body as `T`.
 async fn json<T: DeserializeOwned>(request: RequestBuilder) -> Result<T, Error> {
     let (status, body) = send(request).await?;
-    serde_json::from_slice(&body).map_err(|source| Error::Decode {
-        status: status.as_u16(),
-        source,
-    })
+    serde_json::from_slice(&body).map_err(|source| Error::Decode { status: status.as_u16(), source })
 }
 
 /// Sends `request` and returns a 2xx answer's status and body; any other status becomes
@@ -186,15 +145,8 @@ async fn send(request: RequestBuilder) -> Result<(StatusCode, Vec<u8>), Error> {
 /// member should they differ: it is what actually happened on the wire.
 fn problem_error(status: StatusCode, body: &[u8]) -> Error {
     match serde_json::from_slice::<Problem>(body) {
-        Ok(p) => Error::Api {
-            status: status.as_u16(),
-            code: p.code,
-            detail: p.detail,
-        },
-        Err(source) => Error::Decode {
-            status: status.as_u16(),
-            source,
-        },
+        Ok(p) => Error::Api { status: status.as_u16(), code: p.code, detail: p.detail },
+        Err(source) => Error::Decode { status: status.as_u16(), source },
     }
 }
 
@@ -206,18 +158,11 @@ mod tests {
     fn problem_bodies_become_api_errors_and_anything_else_a_decode_error() {
         let body = br#"{"type":"urn:session-service:problem:session_revoked","title":"the session has been revoked","status":401,"code":"session_revoked"}"#;
         match problem_error(StatusCode::UNAUTHORIZED, body) {
-            Error::Api {
-                status: 401,
-                code,
-                detail: None,
-            } => assert_eq!(code, "session_revoked"),
+            Error::Api { status: 401, code, detail: None } => assert_eq!(code, "session_revoked"),
             other => panic!("{other:?}"),
         }
         let html = b"<html><body>502 Bad Gateway</body></html>";
-        assert!(matches!(
-            problem_error(StatusCode::BAD_GATEWAY, html),
-            Error::Decode { status: 502, .. }
-        ));
+        assert!(matches!(problem_error(StatusCode::BAD_GATEWAY, html), Error::Decode { status: 502, .. }));
     }
 
     #[test]

@@ -96,28 +96,18 @@ impl Args {
 /// Parses `base_url` and refuses any target that is not this machine: load is only ever sent to
 /// loopback addresses.
 pub fn loopback_url(base_url: &str) -> anyhow::Result<Url> {
-    let url =
-        Url::parse(base_url).with_context(|| format!("--base-url {base_url:?} is not a URL"))?;
+    let url = Url::parse(base_url).with_context(|| format!("--base-url {base_url:?} is not a URL"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        bail!(
-            "--base-url must be http:// or https://, not {}://",
-            url.scheme()
-        );
+        bail!("--base-url must be http:// or https://, not {}://", url.scheme());
     }
     // `host_str` gives IPv6 addresses in brackets and IPv4 ones normalized (`127.1` is 127.0.0.1).
     let host = url.host_str().unwrap_or_default();
-    let loopback = match host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-    {
+    let loopback = match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
         Ok(ip) => ip.is_loopback(),
         Err(_) => host.eq_ignore_ascii_case("localhost"),
     };
     if !loopback {
-        bail!(
-            "refusing to load {base_url}: the target must be a loopback address (127.0.0.0/8, [::1]) or localhost"
-        );
+        bail!("refusing to load {base_url}: the target must be a loopback address (127.0.0.0/8, [::1]) or localhost");
     }
     Ok(url)
 }
@@ -128,12 +118,7 @@ mod tests {
 
     #[test]
     fn only_loopback_targets_are_accepted() {
-        for ok in [
-            "http://127.0.0.1:8080",
-            "http://127.1.2.3/",
-            "http://[::1]:8080",
-            "http://LOCALHOST:80",
-        ] {
+        for ok in ["http://127.0.0.1:8080", "http://127.1.2.3/", "http://[::1]:8080", "http://LOCALHOST:80"] {
             assert!(loopback_url(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -169,20 +154,10 @@ mod tests {
             "0",
         ])
         .unwrap();
-        assert_eq!(
-            (args.scenario, args.workers(), args.session_count()),
-            (Scenario::Refresh, 8, 8)
-        );
+        assert_eq!((args.scenario, args.workers(), args.session_count()), (Scenario::Refresh, 8, 8));
         assert_eq!(args.max_requests, Some(100));
-        assert!(Args::try_parse_from([
-            "loadtest",
-            "--service-key",
-            "k",
-            "--scenario",
-            "me",
-            "--concurrency",
-            "0"
-        ])
-        .is_err());
+        assert!(
+            Args::try_parse_from(["loadtest", "--service-key", "k", "--scenario", "me", "--concurrency", "0"]).is_err()
+        );
     }
 }

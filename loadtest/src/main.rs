@@ -64,24 +64,17 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let prepared_at = Instant::now();
-    let work =
-        scenarios::prepare(&run, args.scenario, args.session_count(), args.workers()).await?;
+    let work = scenarios::prepare(&run, args.scenario, args.session_count(), args.workers()).await?;
     if args.scenario != Scenario::Create {
         let n: usize = work.iter().map(Work::sessions).sum();
-        eprintln!(
-            "prepared {n} sessions in {:.2} s",
-            prepared_at.elapsed().as_secs_f64()
-        );
+        eprintln!("prepared {n} sessions in {:.2} s", prepared_at.elapsed().as_secs_f64());
     }
 
     let start = Instant::now();
     run.measure_from = start + args.warmup();
     run.deadline = run.measure_from + args.duration();
     let run = Arc::new(run);
-    let tasks: Vec<_> = work
-        .into_iter()
-        .map(|w| tokio::spawn(scenarios::worker(Arc::clone(&run), w)))
-        .collect();
+    let tasks: Vec<_> = work.into_iter().map(|w| tokio::spawn(scenarios::worker(Arc::clone(&run), w))).collect();
     let workers = tasks.len();
 
     let mut recorder = Recorder::new();
@@ -94,10 +87,7 @@ async fn main() -> anyhow::Result<()> {
     let measured = Instant::now().saturating_duration_since(run.measure_from);
 
     if args.scenario == Scenario::Refresh {
-        eprintln!(
-            "rotation chains still alive at the end: {live_chains} of {}",
-            args.session_count()
-        );
+        eprintln!("rotation chains still alive at the end: {live_chains} of {}", args.session_count());
     }
     let ok = recorder.ok();
     let report = Report {
@@ -117,8 +107,5 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn unix_nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
 }

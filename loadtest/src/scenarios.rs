@@ -33,9 +33,7 @@ pub struct Run {
 impl Run {
     /// Takes one request from the budget; false when it is spent.
     fn take_budget(&self) -> bool {
-        self.budget
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok()
+        self.budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
     }
 }
 
@@ -62,24 +60,14 @@ fn new_session(run_id: &str, label: &str, n: u64) -> NewSession {
 
 /// Creates `count` sessions before the run, `workers` at a time, and deals them out to the
 /// workers round-robin. A worker left without sessions (fewer sessions than workers) is dropped.
-pub async fn prepare(
-    run: &Run,
-    scenario: Scenario,
-    count: usize,
-    workers: usize,
-) -> anyhow::Result<Vec<Work>> {
+pub async fn prepare(run: &Run, scenario: Scenario, count: usize, workers: usize) -> anyhow::Result<Vec<Work>> {
     if scenario == Scenario::Create {
-        return Ok((0..workers)
-            .map(|worker| Work::Create { worker, next: 0 })
-            .collect());
+        return Ok((0..workers).map(|worker| Work::Create { worker, next: 0 }).collect());
     }
     let created: Vec<Created> = futures::stream::iter(0..count as u64)
         .map(|n| async move {
             let req = new_session(&run.run_id, "setup", n);
-            run.service
-                .create_session(&req)
-                .await
-                .with_context(|| format!("creating setup session {n}"))
+            run.service.create_session(&req).await.with_context(|| format!("creating setup session {n}"))
         })
         .buffer_unordered(workers)
         .try_collect()
@@ -92,18 +80,11 @@ pub async fn prepare(
         .into_iter()
         .filter(|share| !share.is_empty())
         .map(|share| match scenario {
-            Scenario::Refresh => Work::Refresh {
-                chains: share.into_iter().map(|c| c.refresh_token).collect(),
-                next: 0,
-            },
-            Scenario::Me => Work::Me {
-                access: share.into_iter().map(|c| c.access_token).collect(),
-                next: 0,
-            },
-            _ => Work::Validate {
-                refresh: share.into_iter().map(|c| c.refresh_token).collect(),
-                next: 0,
-            },
+            Scenario::Refresh => {
+                Work::Refresh { chains: share.into_iter().map(|c| c.refresh_token).collect(), next: 0 }
+            }
+            Scenario::Me => Work::Me { access: share.into_iter().map(|c| c.access_token).collect(), next: 0 },
+            _ => Work::Validate { refresh: share.into_iter().map(|c| c.refresh_token).collect(), next: 0 },
         })
         .collect())
 }

@@ -25,11 +25,7 @@ impl Recorder {
     /// An empty recorder.
     pub fn new() -> Self {
         let latency = Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("the bounds are valid");
-        Self {
-            latency,
-            ok: 0,
-            errors: BTreeMap::new(),
-        }
+        Self { latency, ok: 0, errors: BTreeMap::new() }
     }
 
     /// Records a successful request that took `elapsed`.
@@ -46,9 +42,7 @@ impl Recorder {
 
     /// Adds `other`'s measurements to these.
     pub fn merge(&mut self, other: Recorder) {
-        self.latency
-            .add(&other.latency)
-            .expect("histograms with the same bounds merge");
+        self.latency.add(&other.latency).expect("histograms with the same bounds merge");
         self.ok += other.ok;
         for (kind, n) in other.errors {
             *self.errors.entry(kind).or_default() += n;
@@ -134,25 +128,15 @@ impl Report<'_> {
         for (i, (kind, n)) in self.recorder.errors.iter().enumerate() {
             out += &format!("{:13}{n:>8}  {kind}\n", if i == 0 { "errors" } else { "" });
         }
-        let latency: Vec<String> = self
-            .quantiles()
-            .iter()
-            .map(|(q, v)| format!("{q} {v:.3}"))
-            .collect();
-        out += &format!(
-            "latency ms   {} (successful requests)\n",
-            latency.join("  ")
-        );
+        let latency: Vec<String> = self.quantiles().iter().map(|(q, v)| format!("{q} {v:.3}")).collect();
+        out += &format!("latency ms   {} (successful requests)\n", latency.join("  "));
         out
     }
 
     /// The same numbers as one JSON object, for scripts.
     pub fn json(&self) -> serde_json::Value {
-        let latency: serde_json::Map<_, _> = self
-            .quantiles()
-            .iter()
-            .map(|(q, v)| (q.to_string(), json!(round3(*v))))
-            .collect();
+        let latency: serde_json::Map<_, _> =
+            self.quantiles().iter().map(|(q, v)| (q.to_string(), json!(round3(*v)))).collect();
         json!({
             "scenario": self.scenario,
             "target": self.target,
@@ -183,16 +167,8 @@ mod tests {
         for ms in 1..=100 {
             a.success(Duration::from_millis(ms));
         }
-        b.failure(&Error::Api {
-            status: 401,
-            code: "session_revoked".into(),
-            detail: None,
-        });
-        b.failure(&Error::Api {
-            status: 401,
-            code: "session_revoked".into(),
-            detail: None,
-        });
+        b.failure(&Error::Api { status: 401, code: "session_revoked".into(), detail: None });
+        b.failure(&Error::Api { status: 401, code: "session_revoked".into(), detail: None });
         a.merge(b);
         let report = Report {
             scenario: "refresh",
@@ -203,10 +179,7 @@ mod tests {
             recorder: a,
         };
         let j = report.json();
-        assert_eq!(
-            (j["requests"].as_u64(), j["ok"].as_u64()),
-            (Some(102), Some(100))
-        );
+        assert_eq!((j["requests"].as_u64(), j["ok"].as_u64()), (Some(102), Some(100)));
         assert_eq!(j["errors"]["401 session_revoked"], 2);
         assert_eq!(j["throughput_rps"], 51.0);
         let p50 = j["latency_ms"]["p50"].as_f64().unwrap();

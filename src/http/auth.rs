@@ -117,12 +117,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-        let user_agent = parts
-            .headers
-            .get(USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .filter(|ua| ua.len() <= 512)
-            .map(str::to_owned);
+        let user_agent =
+            parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).filter(|ua| ua.len() <= 512).map(str::to_owned);
         Ok(Self { ip, user_agent })
     }
 }

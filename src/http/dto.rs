@@ -133,7 +133,7 @@ pub struct UpdateSessionRequest {
 #[serde(deny_unknown_fields)]
 pub struct ExtendRequest {
     /// New idle lifetime from now, in seconds [default: the platform's idle timeout]. Never
-    /// extends past the absolute expiry.
+    /// extends past the absolute expiry; a value ending before the current expiry changes nothing.
     pub seconds: Option<i64>,
 }
 

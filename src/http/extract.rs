@@ -41,11 +41,7 @@ where
         let has_body = req.headers().contains_key(axum::http::header::CONTENT_TYPE);
         if !has_body {
             let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| ApiError::PayloadTooLarge)?;
-            return if bytes.is_empty() {
-                Ok(Self(T::default()))
-            } else {
-                Err(ApiError::UnsupportedMediaType)
-            };
+            return if bytes.is_empty() { Ok(Self(T::default())) } else { Err(ApiError::UnsupportedMediaType) };
         }
         let Json(value) = Json::<T>::from_request(req, state).await?;
         Ok(Self(value))

@@ -9,6 +9,8 @@ pub mod sessions;
 pub mod user;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::header::{HeaderValue, CACHE_CONTROL};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
@@ -29,4 +31,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             tracing::info_span!("http", method = %req.method(), route)
         }))
         .with_state(state)
+}
+
+/// Marks a response that carries tokens as not cacheable (RFC 6749 §5.1).
+pub fn no_store(response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }

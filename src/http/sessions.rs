@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -39,7 +40,7 @@ pub async fn create(
     caller: ServiceCaller,
     client: Client,
     Json(body): Json<CreateSessionRequest>,
-) -> Result<(StatusCode, Json<CreatedSession>), ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
     let new = NewSession {
         user_id: body.user_id,
@@ -58,14 +59,18 @@ pub async fn create(
         refresh_token_expires_at: issued.refresh_token_expires_at,
         session: SessionView::new(issued.session, now),
     };
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok(super::no_store((StatusCode::CREATED, Json(body))))
 }
 
 /// One session, in any state.
 #[utoipa::path(get, path = "/sessions/{id}", tag = "service", security(("service_key" = ["sessions:read"])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = SessionView), (status = 404, body = crate::error::Problem)))]
-pub async fn read(State(state): State<AppState>, caller: ServiceCaller, Path(id): Path<Uuid>) -> Result<Json<SessionView>, ApiError> {
+pub async fn read(
+    State(state): State<AppState>,
+    caller: ServiceCaller,
+    Path(id): Path<Uuid>,
+) -> Result<Json<SessionView>, ApiError> {
     caller.require(Scope::Read)?;
     let session = state.sessions.get(id).await?;
     Ok(Json(SessionView::new(session, state.sessions.now())))

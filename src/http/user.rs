@@ -2,9 +2,8 @@
 //! tokens.
 
 use axum::extract::State;
-use axum::http::header::{HeaderValue, CACHE_CONTROL};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use uuid::Uuid;
@@ -32,11 +31,13 @@ pub fn router() -> Router<AppState> {
 /// Rotate a refresh token: a new access token and the successor refresh token.
 #[utoipa::path(post, path = "/session/refresh", tag = "user", request_body = RefreshRequest,
     responses((status = 200, body = Tokens), (status = 401, body = crate::error::Problem)))]
-pub async fn refresh(State(state): State<AppState>, client: Client, Json(body): Json<RefreshRequest>) -> Result<Response, ApiError> {
+pub async fn refresh(
+    State(state): State<AppState>,
+    client: Client,
+    Json(body): Json<RefreshRequest>,
+) -> Result<Response, ApiError> {
     let issued = state.sessions.refresh(&body.refresh_token, &client.context(Actor::System)).await?;
-    let mut response = Json(Tokens::from(&issued)).into_response();
-    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(super::no_store(Json(Tokens::from(&issued))))
 }
 
 /// Check a refresh token without rotating it.

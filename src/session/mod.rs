@@ -18,7 +18,6 @@ pub use events::OutboxEvent;
 pub use policy::{Lifetimes, Policy};
 pub use service::{Issued, NewSession, RequestContext, SessionError, SessionService};
 
-
 /// Lifecycle state of a session as stored. `expired` is also *derived*: an `active` row whose
 /// `expires_at` has passed behaves as expired everywhere before the sweep marks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -54,8 +54,7 @@ pub fn decide(
     if is_current {
         return Decision::Rotate { successor: secrets.successor(token) };
     }
-    let in_grace = token.generation == current_gen - 1
-        && session.rotated_at.is_some_and(|at| now < at + grace);
+    let in_grace = token.generation == current_gen - 1 && session.rotated_at.is_some_and(|at| now < at + grace);
     if in_grace {
         Decision::Replay { current: secrets.successor(token) }
     } else {
@@ -82,7 +81,14 @@ mod tests {
             id: t0.session_id,
             user_id: "u".into(),
             status: SessionStatus::Active,
-            device: Device { id: "d".into(), platform: "ios".into(), name: None, model: None, app_version: None, fingerprint: None },
+            device: Device {
+                id: "d".into(),
+                platform: "ios".into(),
+                name: None,
+                model: None,
+                app_version: None,
+                fingerprint: None,
+            },
             first_ip: None,
             last_ip: None,
             user_agent: None,

@@ -164,7 +164,12 @@ impl SessionService {
     }
 
     /// Changes the device name and/or metadata.
-    pub async fn update(&self, id: Uuid, update: SessionUpdate, ctx: &RequestContext) -> Result<SessionRecord, SessionError> {
+    pub async fn update(
+        &self,
+        id: Uuid,
+        update: SessionUpdate,
+        ctx: &RequestContext,
+    ) -> Result<SessionRecord, SessionError> {
         if let Some(name) = &update.device_name {
             validate::text("device_name", name, 128)?;
         }
@@ -177,13 +182,18 @@ impl SessionService {
     }
 
     /// Pushes the idle expiry to `now + idle timeout` (or `now + by`), never past the absolute
-    /// expiry.
-    pub async fn extend(&self, id: Uuid, by: Option<Duration>, ctx: &RequestContext) -> Result<SessionRecord, SessionError> {
+    /// expiry and never earlier than it already is (extending never shortens a session).
+    pub async fn extend(
+        &self,
+        id: Uuid,
+        by: Option<Duration>,
+        ctx: &RequestContext,
+    ) -> Result<SessionRecord, SessionError> {
         let now = self.now();
         let current = self.get(id).await?;
         self.ensure_active(&current, now)?;
         let by = by.unwrap_or(self.policy.lifetimes(&current.device.platform).idle_timeout);
-        let expires_at = (now + by).min(current.absolute_expires_at);
+        let expires_at = (now + by).min(current.absolute_expires_at).max(current.expires_at);
         let audit = self.audit(ctx, "extend", "ok").session(id, &current.user_id);
         match self.store.extend_session(id, expires_at, now, &audit).await? {
             Some(s) => Ok(s),
@@ -208,13 +218,23 @@ impl SessionService {
     }
 
     /// Audit trail of one session, newest first.
-    pub async fn audit_of_session(&self, id: Uuid, limit: u32, before: Option<Uuid>) -> Result<Vec<AuditRecord>, SessionError> {
+    pub async fn audit_of_session(
+        &self,
+        id: Uuid,
+        limit: u32,
+        before: Option<Uuid>,
+    ) -> Result<Vec<AuditRecord>, SessionError> {
         let query = AuditQuery { session_id: Some(id), user_id: None, limit, before };
         Ok(self.store.list_audit(&query).await?)
     }
 
     /// Audit trail of one user, newest first.
-    pub async fn audit_of_user(&self, user_id: &str, limit: u32, before: Option<Uuid>) -> Result<Vec<AuditRecord>, SessionError> {
+    pub async fn audit_of_user(
+        &self,
+        user_id: &str,
+        limit: u32,
+        before: Option<Uuid>,
+    ) -> Result<Vec<AuditRecord>, SessionError> {
         validate::user_id(user_id)?;
         let query = AuditQuery { session_id: None, user_id: Some(user_id.to_owned()), limit, before };
         Ok(self.store.list_audit(&query).await?)
@@ -258,7 +278,12 @@ impl SessionService {
 
     /// Logs the user out everywhere, or everywhere but the calling session. Returns the sessions
     /// revoked.
-    pub async fn logout_all(&self, claims: &AccessClaims, except_current: bool, ctx: &RequestContext) -> Result<Vec<SessionRecord>, SessionError> {
+    pub async fn logout_all(
+        &self,
+        claims: &AccessClaims,
+        except_current: bool,
+        ctx: &RequestContext,
+    ) -> Result<Vec<SessionRecord>, SessionError> {
         let target = RevokeTarget::User { user_id: claims.sub.clone(), except: except_current.then_some(claims.sid) };
         let revocation = self.revocation(ctx, reasons::LOGOUT_ALL, false);
         Ok(self.store.revoke_sessions(&target, &revocation).await?)
@@ -300,7 +325,12 @@ impl SessionService {
         }
     }
 
-    async fn parse_refresh(&self, presented: &str, action: &str, ctx: &RequestContext) -> Result<RefreshToken, SessionError> {
+    async fn parse_refresh(
+        &self,
+        presented: &str,
+        action: &str,
+        ctx: &RequestContext,
+    ) -> Result<RefreshToken, SessionError> {
         match RefreshToken::parse(presented) {
             Some(t) => Ok(t),
             None => {
@@ -310,7 +340,12 @@ impl SessionService {
         }
     }
 
-    async fn load_for_token(&self, token: &RefreshToken, action: &str, ctx: &RequestContext) -> Result<SessionRecord, SessionError> {
+    async fn load_for_token(
+        &self,
+        token: &RefreshToken,
+        action: &str,
+        ctx: &RequestContext,
+    ) -> Result<SessionRecord, SessionError> {
         match self.store.get_session(token.session_id).await? {
             Some(s) => Ok(s),
             None => {
@@ -358,13 +393,20 @@ impl SessionService {
     }
 
     /// Records and answers a refused refresh or validation.
-    async fn refuse(&self, decision: Decision, session: &SessionRecord, action: &str, ctx: &RequestContext) -> Result<SessionError, SessionError> {
+    async fn refuse(
+        &self,
+        decision: Decision,
+        session: &SessionRecord,
+        action: &str,
+        ctx: &RequestContext,
+    ) -> Result<SessionError, SessionError> {
         let audit = |outcome: &str| self.audit(ctx, action, outcome).session(session.id, &session.user_id);
         Ok(match decision {
             Decision::Reuse => {
                 tracing::warn!(session.id = %session.id, user.id = %session.user_id, "refresh token reuse: revoking");
                 self.record(audit("reuse").reason(reasons::REFRESH_TOKEN_REUSE)).await?;
-                let revocation = Revocation { actor: Actor::System, ..self.revocation(ctx, reasons::REFRESH_TOKEN_REUSE, true) };
+                let revocation =
+                    Revocation { actor: Actor::System, ..self.revocation(ctx, reasons::REFRESH_TOKEN_REUSE, true) };
                 self.store.revoke_sessions(&RevokeTarget::Session(session.id), &revocation).await?;
                 SessionError::Revoked
             }
@@ -408,7 +450,13 @@ impl SessionService {
     }
 
     fn revocation(&self, ctx: &RequestContext, reason: &str, suspicious: bool) -> Revocation {
-        Revocation { reason: reason.to_owned(), actor: ctx.actor.clone(), ip: ctx.ip.clone(), at: self.now(), suspicious }
+        Revocation {
+            reason: reason.to_owned(),
+            actor: ctx.actor.clone(),
+            ip: ctx.ip.clone(),
+            at: self.now(),
+            suspicious,
+        }
     }
 
     async fn record(&self, audit: AuditRecord) -> Result<(), SessionError> {

@@ -2,11 +2,18 @@
 //!
 //! Expiry and not-before are checked here against the injected clock rather than by the JWT
 //! library (which reads the system clock), so tests can drive time.
+//!
+//! Signing is done here with the parsed Ed25519 key: the JWT library re-reads the PKCS#8 key
+//! (recomputing the public key) on every call, which doubled the cost of each token
+//! (benches/tokens.rs). Verification stays with the library, and the tests decode our tokens with
+//! it, so the two stay interoperable.
 
 use std::collections::HashMap;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
@@ -52,23 +59,19 @@ pub struct AccessTokens {
     issuer: String,
     audience: String,
     kid: String,
-    encoding: EncodingKey,
+    signing: SigningKeyPair,
+    /// base64url of the fixed JOSE header `{"alg":"EdDSA","typ":"JWT","kid":...}`.
+    header_b64: String,
     decoding: HashMap<String, DecodingKey>,
     validation: Validation,
     jwks: Value,
 }
 
 impl AccessTokens {
-    pub fn new(
-        issuer: &str,
-        audience: &str,
-        signing: &SigningKeyPair,
-        previous: &[VerificationKey],
-    ) -> Self {
+    pub fn new(issuer: &str, audience: &str, signing: &SigningKeyPair, previous: &[VerificationKey]) -> Self {
         let current = signing.verification_key();
-        let keys: Vec<&VerificationKey> = std::iter::once(&current)
-            .chain(previous.iter().filter(|k| k.kid != current.kid))
-            .collect();
+        let keys: Vec<&VerificationKey> =
+            std::iter::once(&current).chain(previous.iter().filter(|k| k.kid != current.kid)).collect();
         let decoding = keys
             .iter()
             .map(|k| {
@@ -85,11 +88,15 @@ impl AccessTokens {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.required_spec_claims.clear();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(signing.kid().to_owned());
+        let header_json = serde_json::to_vec(&header).expect("a JOSE header always serializes");
         Self {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             kid: signing.kid().to_owned(),
-            encoding: EncodingKey::from_ed_der(&signing.pkcs8_der()),
+            signing: signing.clone(),
+            header_b64: URL_SAFE_NO_PAD.encode(header_json),
             decoding,
             validation,
             jwks,
@@ -111,10 +118,14 @@ impl AccessTokens {
             did: session.device.id.clone(),
             plat: session.device.platform.clone(),
         };
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
-            .expect("signing with a valid Ed25519 key cannot fail");
+        let claims_json = serde_json::to_vec(&claims).expect("claims always serialize");
+        let mut token = String::with_capacity(self.header_b64.len() + claims_json.len() * 4 / 3 + 90);
+        token.push_str(&self.header_b64);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(claims_json, &mut token);
+        let signature = self.signing.sign(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
         (token, DateTime::from_timestamp(claims.exp, 0).unwrap_or(exp))
     }
 
@@ -125,8 +136,8 @@ impl AccessTokens {
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         let key = header.kid.as_deref().and_then(|kid| self.decoding.get(kid)).ok_or(TokenError::Invalid)?;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
-            .map_err(|_| TokenError::Invalid)?;
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).map_err(|_| TokenError::Invalid)?;
         let claims = data.claims;
         let now = now.timestamp();
         if claims.nbf > now + NBF_LEEWAY_SECS {
@@ -245,7 +256,7 @@ mod tests {
         let hs = jsonwebtoken::encode(
             &Header { kid: Some(key.kid().to_owned()), ..Header::new(Algorithm::HS256) },
             &json!({"iss":"iss","aud":"aud"}),
-            &EncodingKey::from_secret(b"x"),
+            &jsonwebtoken::EncodingKey::from_secret(b"x"),
         )
         .unwrap();
         assert_eq!(t.verify(&hs, now), Err(TokenError::Invalid));

@@ -71,19 +71,17 @@ impl SigningKeyPair {
     }
 
     pub fn to_pem(&self) -> String {
-        self.key
-            .to_pkcs8_pem(Default::default())
-            .expect("an Ed25519 key always encodes")
-            .to_string()
-    }
-
-    /// PKCS#8 DER, the form the JWT library signs with.
-    pub fn pkcs8_der(&self) -> Vec<u8> {
-        self.key.to_pkcs8_der().expect("an Ed25519 key always encodes").as_bytes().to_vec()
+        self.key.to_pkcs8_pem(Default::default()).expect("an Ed25519 key always encodes").to_string()
     }
 
     pub fn kid(&self) -> &str {
         &self.kid
+    }
+
+    /// Ed25519 signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.key.sign(message).to_bytes()
     }
 
     pub fn verification_key(&self) -> VerificationKey {

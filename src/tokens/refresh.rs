@@ -62,12 +62,7 @@ impl RefreshToken {
     }
 
     pub fn encode(&self) -> String {
-        format!(
-            "rt1.{}.{}.{}",
-            self.session_id.as_hyphenated(),
-            self.generation,
-            URL_SAFE_NO_PAD.encode(self.secret)
-        )
+        format!("rt1.{}.{}.{}", self.session_id.as_hyphenated(), self.generation, URL_SAFE_NO_PAD.encode(self.secret))
     }
 }
 

@@ -113,8 +113,7 @@ fn me_marks_the_current_session() {
 
 #[test]
 fn validate_and_logout_all_answers_decode() {
-    let v: ValidateResponse =
-        serde_json::from_value(json!({ "valid": true, "session": session_json() })).unwrap();
+    let v: ValidateResponse = serde_json::from_value(json!({ "valid": true, "session": session_json() })).unwrap();
     assert!(v.valid && v.session.is_some());
     let r: Revoked = serde_json::from_str(r#"{"revoked": 3}"#).unwrap();
     assert_eq!(r.revoked, 3);
@@ -129,12 +128,7 @@ fn a_create_request_sends_only_what_was_set() {
         json!({ "user_id": "user-42", "device": { "id": "install-8f2c", "platform": "android" }, "ip": "203.0.113.7" })
     );
     req.device.app_version = Some("3.4.1".into());
-    req.metadata = Some(
-        json!({ "login_method": "sso" })
-            .as_object()
-            .unwrap()
-            .clone(),
-    );
+    req.metadata = Some(json!({ "login_method": "sso" }).as_object().unwrap().clone());
     let v = serde_json::to_value(&req).unwrap();
     assert_eq!(v["device"]["app_version"], "3.4.1");
     assert_eq!(v["metadata"]["login_method"], "sso");
@@ -151,10 +145,7 @@ fn a_create_answer_decodes_and_yields_its_tokens() {
     });
     let c: Created = serde_json::from_value(v).unwrap();
     let t = c.tokens();
-    assert_eq!(
-        (t.session_id, t.token_type.as_str()),
-        (c.session.id, "Bearer")
-    );
+    assert_eq!((t.session_id, t.token_type.as_str()), (c.session.id, "Bearer"));
     assert_eq!(t.refresh_token, c.refresh_token);
     assert!(!format!("{c:?}").contains("rt1."));
 }
@@ -169,20 +160,12 @@ fn a_problem_body_decodes_with_and_without_optional_members() {
     assert_eq!((p.status, p.code.as_str()), (400, "invalid_field"));
     assert_eq!(p.detail.as_deref(), Some("ip: is not an IP address"));
     let p: Problem = serde_json::from_str(r#"{"status":401,"code":"session_revoked"}"#).unwrap();
-    assert_eq!(
-        (p.kind.as_str(), p.title.as_str(), p.detail),
-        ("about:blank", "", None)
-    );
+    assert_eq!((p.kind.as_str(), p.title.as_str(), p.detail), ("about:blank", "", None));
 }
 
 #[test]
 fn a_refresh_request_is_one_field_and_hides_its_token_in_debug() {
-    let r = RefreshRequest {
-        refresh_token: "rt1.x.0.y".into(),
-    };
-    assert_eq!(
-        serde_json::to_string(&r).unwrap(),
-        r#"{"refresh_token":"rt1.x.0.y"}"#
-    );
+    let r = RefreshRequest { refresh_token: "rt1.x.0.y".into() };
+    assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"refresh_token":"rt1.x.0.y"}"#);
     assert!(!format!("{r:?}").contains("rt1"));
 }
