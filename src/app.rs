@@ -30,7 +30,9 @@ pub struct App {
 
 /// Connects the store, loads (or on first start generates) the keys, and binds the listener.
 pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
-    let store = crate::store::connect(&settings.database_url.0).await.context("connecting to the store")?;
+    let store = crate::store::connect_with(&settings.database_url.0, settings.database_max_connections)
+        .await
+        .context("connecting to the store")?;
     let signing = load_signing_key(&settings.signing_key)?;
     let previous = settings
         .previous_key_files

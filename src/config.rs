@@ -125,6 +125,9 @@ pub struct Overrides {
     /// `postgres://...` or `sqlite:...` [default: sqlite under the data directory].
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
+    /// Postgres connections per node [default: 10].
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<u32>,
     /// `iss` of access tokens [default: session-service].
     #[arg(long, env = "JWT_ISSUER")]
     pub issuer: Option<String>,
@@ -172,19 +175,25 @@ pub struct Overrides {
     pub platforms: Option<HashMap<String, PlatformLifetimes>>,
 }
 
+/// Builds the overlay of two layers field by field. The pattern and the struct literal name every
+/// field without `..`, so adding a setting without listing it here does not compile.
 macro_rules! overlay {
-    ($base:expr, $top:expr, $($field:ident),*) => { $( if $top.$field.is_some() { $base.$field = $top.$field; } )* };
+    ($base:ident, $top:ident, $($field:ident),* $(,)?) => {{
+        let Overrides { $($field),* } = $top;
+        Overrides { $($field: $field.or($base.$field)),* }
+    }};
 }
 
 impl Overrides {
     /// `top` wins wherever it sets a value.
-    pub fn overlay(mut self, top: Overrides) -> Self {
+    pub fn overlay(self, top: Overrides) -> Self {
         overlay!(
             self,
             top,
             listen,
             data_dir,
             database_url,
+            database_max_connections,
             issuer,
             audience,
             signing_key_file,
@@ -200,9 +209,8 @@ impl Overrides {
             sweep_interval_secs,
             max_body_bytes,
             log_format,
-            platforms
-        );
-        self
+            platforms,
+        )
     }
 }
 
@@ -230,6 +238,7 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: Secret,
+    pub database_max_connections: u32,
     pub issuer: String,
     pub audience: String,
     pub signing_key: KeySource,
@@ -294,6 +303,9 @@ impl Settings {
         Ok(Self {
             listen: o.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             database_url: o.database_url.unwrap_or(Secret(default_db)),
+            database_max_connections: o
+                .database_max_connections
+                .unwrap_or(crate::store::postgres::DEFAULT_MAX_CONNECTIONS),
             issuer: o.issuer.unwrap_or_else(|| "session-service".into()),
             audience: o.audience.unwrap_or_else(|| "game-platform".into()),
             signing_key: key(o.signing_key_file, "signing-key.pem"),

@@ -194,8 +194,13 @@ pub trait Store: Send + Sync + 'static {
 /// Connects to the store named by `url` (`postgres://`, `postgresql://` or `sqlite:`) and applies
 /// its migrations.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    connect_with(url, postgres::DEFAULT_MAX_CONNECTIONS).await
+}
+
+/// [`connect`] with a given size of the Postgres connection pool (SQLite has one writer anyway).
+pub async fn connect_with(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PostgresStore::connect(url).await?))
+        Ok(Arc::new(postgres::PostgresStore::connect(url, max_connections).await?))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
     } else {

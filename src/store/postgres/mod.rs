@@ -27,9 +27,10 @@ use super::driver;
 use super::{AuditQuery, ListQuery, Revocation, RevokeTarget, Rotation, SessionUpdate, Store, StoreError};
 use crate::session::{AuditRecord, OutboxEvent, SessionRecord, SessionStatus};
 
-/// Connections per node. Enough to keep two cores' worth of Postgres busy with short statements
-/// while others wait on I/O; the pool opens them only as load needs them.
-const MAX_CONNECTIONS: u32 = 32;
+/// Default connections per node. Measured on 2 cores: 8 connections gave 2,200 refreshes/s where
+/// 32 gave 1,300, because every extra active backend adds lock and WAL contention rather than
+/// throughput (docs/performance.md). Size it to a few times Postgres' cores.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 
 /// How long a caller waits for a pooled connection before the store reports itself unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,9 +44,9 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects to `url` and applies the migrations in `migrations/postgres` (concurrent starts
     /// are safe: sqlx serializes migration runs with an advisory lock).
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await
