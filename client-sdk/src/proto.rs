@@ -6,6 +6,8 @@
 //!
 //! Types holding tokens print them redacted in `Debug`, so logging a response leaks nothing.
 
+pub mod ws;
+
 use std::fmt;
 
 use chrono::{DateTime, Utc};
