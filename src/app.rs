@@ -16,10 +16,12 @@ use tokio_util::task::TaskTracker;
 use crate::clock::Clock;
 use crate::config::{KeySource, Scope, ServiceKeySpec, Settings};
 use crate::http::auth::{hash_service_key, ServiceKeys};
+use crate::registry::Registry;
 use crate::session::SessionService;
 use crate::state::AppState;
 use crate::tokens::keys::{write_private, VerificationKey};
 use crate::tokens::{AccessTokens, RefreshSecrets, SigningKeyPair};
+use crate::ws::Gateway;
 
 /// A node, bound and ready to serve.
 pub struct App {
@@ -49,14 +51,18 @@ pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<
         [] => vec![default_service_key(&settings.data_dir)?],
         keys => keys.to_vec(),
     };
+    let registry = Arc::new(Registry::new());
     let sessions = Arc::new(SessionService::new(
         store.clone(),
-        clock,
+        clock.clone(),
         access.clone(),
         RefreshSecrets::new(refresh_key, pepper),
         settings.policy.clone(),
+        registry.clone(),
     ));
-    let state = AppState { sessions, store, access, service_keys: Arc::new(ServiceKeys::new(&service_keys)) };
+    let gateway = Arc::new(Gateway::new(sessions.clone(), registry.clone(), settings.gateway.clone(), clock));
+    let service_keys = Arc::new(ServiceKeys::new(&service_keys));
+    let state = AppState { sessions, store, access, service_keys, registry, gateway };
     let listener = TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
     Ok(App { listener, state, settings })
 }
@@ -70,15 +76,23 @@ impl App {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then stops background work and returns.
+    /// Serves until `shutdown` completes, then drains: WebSocket clients are told to reconnect
+    /// elsewhere and closed (bounded by the drain timeout), in-flight requests finish, background
+    /// work stops and presence is flushed.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(sweep_loop(self.state.clone(), self.settings.sweep_interval, cancel.clone()));
+        let gateway = self.state.gateway.clone();
+        tasks.spawn(gateway.clone().run_sweeper(self.state.store.clone(), cancel.clone()));
         tracing::info!(addr = %self.local_addr(), store = self.state.store.backend(), "listening");
         let router = crate::http::router(self.state, self.settings.max_body_bytes);
+        let draining = async move {
+            shutdown.await;
+            gateway.drain().await;
+        };
         let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(draining)
             .await;
         cancel.cancel();
         tasks.close();

@@ -170,6 +170,39 @@ pub struct Overrides {
     pub max_body_bytes: Option<usize>,
     #[arg(long, env = "LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// WebSocket: time allowed for the `auth` frame [default: 5000].
+    #[arg(long, env = "WS_AUTH_TIMEOUT_MS")]
+    pub ws_auth_timeout_ms: Option<u64>,
+    /// WebSocket: ping interval announced to clients [default: 15000].
+    #[arg(long, env = "WS_HEARTBEAT_INTERVAL_MS")]
+    pub ws_heartbeat_interval_ms: Option<u64>,
+    /// WebSocket: silence after which a connection is closed [default: 45000].
+    #[arg(long, env = "WS_HEARTBEAT_TIMEOUT_MS")]
+    pub ws_heartbeat_timeout_ms: Option<u64>,
+    /// WebSocket: `token_expiring` lead time [default: 60000].
+    #[arg(long, env = "WS_TOKEN_WARNING_MS")]
+    pub ws_token_warning_ms: Option<u64>,
+    /// WebSocket: grace after access-token expiry before closing [default: 30000].
+    #[arg(long, env = "WS_TOKEN_GRACE_MS")]
+    pub ws_token_grace_ms: Option<u64>,
+    /// WebSocket: connections per node [default: 20000].
+    #[arg(long, env = "WS_MAX_CONNECTIONS")]
+    pub ws_max_connections: Option<usize>,
+    /// WebSocket: largest client message [default: 4096].
+    #[arg(long, env = "WS_MAX_MESSAGE_BYTES")]
+    pub ws_max_message_bytes: Option<usize>,
+    /// WebSocket: sustained messages per second per connection (burst twice that) [default: 20].
+    #[arg(long, env = "WS_MESSAGES_PER_SEC")]
+    pub ws_messages_per_sec: Option<u32>,
+    /// WebSocket: how often `last_seen` is flushed to the store [default: 5000].
+    #[arg(long, env = "PRESENCE_FLUSH_MS")]
+    pub presence_flush_ms: Option<u64>,
+    /// Shutdown: longest wait for WebSocket clients to close [default: 10000].
+    #[arg(long, env = "DRAIN_TIMEOUT_MS")]
+    pub drain_timeout_ms: Option<u64>,
+    /// Shutdown: upper bound of the random reconnect delay sent to clients [default: 5000].
+    #[arg(long, env = "DRAIN_JITTER_MS")]
+    pub drain_jitter_ms: Option<u64>,
     /// Per-platform lifetimes; TOML only.
     #[arg(skip)]
     pub platforms: Option<HashMap<String, PlatformLifetimes>>,
@@ -209,6 +242,17 @@ impl Overrides {
             sweep_interval_secs,
             max_body_bytes,
             log_format,
+            ws_auth_timeout_ms,
+            ws_heartbeat_interval_ms,
+            ws_heartbeat_timeout_ms,
+            ws_token_warning_ms,
+            ws_token_grace_ms,
+            ws_max_connections,
+            ws_max_message_bytes,
+            ws_messages_per_sec,
+            presence_flush_ms,
+            drain_timeout_ms,
+            drain_jitter_ms,
             platforms,
         )
     }
@@ -251,6 +295,7 @@ pub struct Settings {
     pub sweep_interval: std::time::Duration,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
+    pub gateway: crate::ws::GatewayConfig,
 }
 
 impl Settings {
@@ -266,6 +311,7 @@ impl Settings {
 
     /// Applies defaults to whatever `o` leaves unset, and checks the result.
     pub fn resolve(o: Overrides) -> anyhow::Result<Self> {
+        let gateway = gateway_config(&o);
         let data_dir = o.data_dir.unwrap_or_else(|| PathBuf::from("data"));
         let default_db = format!("sqlite://{}", data_dir.join("sessions.db").display());
         let secs = |v: Option<i64>, default: Duration, name: &str| -> anyhow::Result<Duration> {
@@ -301,6 +347,7 @@ impl Settings {
             None => KeySource::Generated(data_dir.join(default)),
         };
         Ok(Self {
+            gateway,
             listen: o.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             database_url: o.database_url.unwrap_or(Secret(default_db)),
             database_max_connections: o
@@ -319,6 +366,32 @@ impl Settings {
             log_format: o.log_format.unwrap_or(LogFormat::Text),
             data_dir,
         })
+    }
+}
+
+fn gateway_config(o: &Overrides) -> crate::ws::GatewayConfig {
+    let d = crate::ws::GatewayConfig::default();
+    let ms = |v: Option<u64>, default: std::time::Duration| {
+        v.map_or(default, |v| std::time::Duration::from_millis(v.max(1)))
+    };
+    let rate = o.ws_messages_per_sec.map_or(d.inbound.messages_per_sec, |r| f64::from(r.max(1)));
+    crate::ws::GatewayConfig {
+        auth_timeout: ms(o.ws_auth_timeout_ms, d.auth_timeout),
+        heartbeat_interval: ms(o.ws_heartbeat_interval_ms, d.heartbeat_interval),
+        heartbeat_timeout: ms(o.ws_heartbeat_timeout_ms, d.heartbeat_timeout),
+        token_warning: ms(o.ws_token_warning_ms, d.token_warning),
+        token_grace: ms(o.ws_token_grace_ms, d.token_grace),
+        max_connections: o.ws_max_connections.unwrap_or(d.max_connections),
+        inbound: crate::ws::codec::InboundLimits {
+            max_message_bytes: o.ws_max_message_bytes.unwrap_or(d.inbound.max_message_bytes),
+            messages_per_sec: rate,
+            burst: rate * 2.0,
+            ..d.inbound
+        },
+        presence_flush_interval: ms(o.presence_flush_ms, d.presence_flush_interval),
+        drain_timeout: ms(o.drain_timeout_ms, d.drain_timeout),
+        drain_jitter: o.drain_jitter_ms.map_or(d.drain_jitter, std::time::Duration::from_millis),
+        ..d
     }
 }
 

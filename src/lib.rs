@@ -12,13 +12,17 @@
 //! - [`store`]: the `Store` trait and its Postgres and SQLite backends.
 //! - [`http`]: the REST API (service API, user API, public endpoints) and its OpenAPI document.
 //! - [`error`]: the API error type, rendered as RFC 9457 problem details.
+//! - [`ws`]: the real-time gateway (`GET /ws`): handshake, heartbeats, refresh, pushes, draining.
+//! - [`registry`]: the live connections this node holds (dashmap) and presence.
 
 pub mod app;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod registry;
 pub mod session;
 pub mod state;
 pub mod store;
 pub mod tokens;
+pub mod ws;

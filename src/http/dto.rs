@@ -35,13 +35,16 @@ pub struct SessionView {
     pub revoke_reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_seen_at: Option<DateTime<Utc>>,
+    /// Whether a live WebSocket connection of this session is held by this node.
+    pub online: bool,
     /// Only in `GET /session/me`: whether this is the caller's own session.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current: Option<bool>,
 }
 
 impl SessionView {
-    pub fn new(s: SessionRecord, now: DateTime<Utc>) -> Self {
+    /// The view at `now`; `live_seen` is the last activity of a live connection, if one exists.
+    pub fn new(s: SessionRecord, now: DateTime<Utc>, live_seen: Option<DateTime<Utc>>) -> Self {
         Self {
             id: s.id,
             status: s.effective_status(now),
@@ -57,7 +60,8 @@ impl SessionView {
             absolute_expires_at: s.absolute_expires_at,
             revoked_at: s.revoked_at,
             revoke_reason: s.revoke_reason,
-            last_seen_at: s.last_seen_at,
+            last_seen_at: live_seen.max(s.last_seen_at),
+            online: live_seen.is_some(),
             current: None,
         }
     }

@@ -23,6 +23,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(sessions::router())
         .merge(user::router())
         .merge(public::router())
+        .merge(crate::ws::router())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -49,7 +49,7 @@ pub async fn validate(
     Json(body): Json<RefreshRequest>,
 ) -> Result<Json<Validation>, ApiError> {
     let session = state.sessions.validate_refresh(&body.refresh_token, &client.context(Actor::System)).await?;
-    Ok(Json(Validation { valid: true, session: SessionView::new(session, state.sessions.now()) }))
+    Ok(Json(Validation { valid: true, session: state.view(session) }))
 }
 
 /// The caller's active sessions, the current one marked.
@@ -57,12 +57,11 @@ pub async fn validate(
     responses((status = 200, body = MySessions), (status = 401, body = crate::error::Problem)))]
 pub async fn me(State(state): State<AppState>, player: Player) -> Result<Json<MySessions>, ApiError> {
     let sessions = state.sessions.list_for_user(&player.claims.sub, StatusFilter::Active, ME_LIMIT, None).await?;
-    let now = state.sessions.now();
     let sessions = sessions
         .into_iter()
         .map(|s| {
             let current = s.id == player.claims.sid;
-            SessionView { current: Some(current), ..SessionView::new(s, now) }
+            SessionView { current: Some(current), ..state.view(s) }
         })
         .collect();
     Ok(Json(MySessions { user_id: player.claims.sub, session_id: player.claims.sid, sessions }))

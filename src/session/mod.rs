@@ -18,6 +18,13 @@ pub use events::OutboxEvent;
 pub use policy::{Lifetimes, Policy};
 pub use service::{Issued, NewSession, RequestContext, SessionError, SessionService};
 
+/// Told about every revocation after it has been committed, whatever its path (service revoke or
+/// delete, logout, logout-all, refresh-token reuse, expiry, the per-user cap), so that the node
+/// holding the session's live connection can close it.
+pub trait RevocationListener: Send + Sync + 'static {
+    fn revoked(&self, session_id: Uuid, reason: &str);
+}
+
 /// Lifecycle state of a session as stored. `expired` is also *derived*: an `active` row whose
 /// `expires_at` has passed behaves as expired everywhere before the sweep marks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use super::refresh::{decide, Decision};
 use super::validate::{self, Invalid};
-use super::{reasons, Actor, AuditRecord, Device, OutboxEvent, Policy, SessionRecord, SessionStatus};
+use super::{
+    reasons, Actor, AuditRecord, Device, OutboxEvent, Policy, RevocationListener, SessionRecord, SessionStatus,
+};
 use crate::clock::Clock;
 use crate::store::{
     AuditQuery, ListQuery, Revocation, RevokeTarget, Rotation, SessionUpdate, StatusFilter, Store, StoreError,
@@ -85,6 +87,7 @@ pub struct SessionService {
     access: Arc<AccessTokens>,
     refresh: RefreshSecrets,
     policy: Policy,
+    listener: Arc<dyn RevocationListener>,
 }
 
 impl SessionService {
@@ -94,8 +97,16 @@ impl SessionService {
         access: Arc<AccessTokens>,
         refresh: RefreshSecrets,
         policy: Policy,
+        listener: Arc<dyn RevocationListener>,
     ) -> Self {
-        Self { store, clock, access, refresh, policy }
+        Self { store, clock, access, refresh, policy, listener }
+    }
+
+    /// Tells the listener about sessions revoked for `reason`.
+    fn revoked(&self, sessions: &[SessionRecord], reason: &str) {
+        for s in sessions {
+            self.listener.revoked(s.id, reason);
+        }
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -142,6 +153,7 @@ impl SessionService {
         let evicted = self.store.create_session(&record, self.policy.max_sessions_per_user, &audit).await?;
         if !evicted.is_empty() {
             tracing::info!(user.id = %record.user_id, evicted = evicted.len(), "session limit reached");
+            self.revoked(&evicted, reasons::SESSION_LIMIT);
         }
         Ok(self.issue(record, token.encode(), now))
     }
@@ -206,6 +218,7 @@ impl SessionService {
     pub async fn revoke(&self, id: Uuid, reason: &str, ctx: &RequestContext) -> Result<SessionRecord, SessionError> {
         let revocation = self.revocation(ctx, reason, false);
         if let Some(s) = self.store.revoke_sessions(&RevokeTarget::Session(id), &revocation).await?.pop() {
+            self.listener.revoked(id, reason);
             return Ok(s);
         }
         self.get(id).await
@@ -214,7 +227,10 @@ impl SessionService {
     /// Revokes (if active) and removes a session; its audit trail stays.
     pub async fn delete(&self, id: Uuid, ctx: &RequestContext) -> Result<SessionRecord, SessionError> {
         let revocation = self.revocation(ctx, reasons::DELETED, false);
-        self.store.delete_session(id, &revocation).await?.ok_or(SessionError::NotFound)
+        let deleted = self.store.delete_session(id, &revocation).await?.ok_or(SessionError::NotFound)?;
+        // Whatever state it was in, a deleted session can keep no connection.
+        self.listener.revoked(id, reasons::DELETED);
+        Ok(deleted)
     }
 
     /// Audit trail of one session, newest first.
@@ -246,6 +262,7 @@ impl SessionService {
         let mut total = 0;
         loop {
             let batch = self.store.expire_sessions(self.now(), SWEEP_BATCH).await?;
+            self.revoked(&batch, reasons::EXPIRED);
             total += batch.len();
             if batch.len() < SWEEP_BATCH as usize {
                 return Ok(total);
@@ -272,7 +289,8 @@ impl SessionService {
             return Err(SessionError::NotFound);
         }
         let revocation = self.revocation(ctx, reasons::LOGOUT, false);
-        self.store.revoke_sessions(&RevokeTarget::Session(id), &revocation).await?;
+        let revoked = self.store.revoke_sessions(&RevokeTarget::Session(id), &revocation).await?;
+        self.revoked(&revoked, reasons::LOGOUT);
         Ok(())
     }
 
@@ -286,7 +304,9 @@ impl SessionService {
     ) -> Result<Vec<SessionRecord>, SessionError> {
         let target = RevokeTarget::User { user_id: claims.sub.clone(), except: except_current.then_some(claims.sid) };
         let revocation = self.revocation(ctx, reasons::LOGOUT_ALL, false);
-        Ok(self.store.revoke_sessions(&target, &revocation).await?)
+        let revoked = self.store.revoke_sessions(&target, &revocation).await?;
+        self.revoked(&revoked, reasons::LOGOUT_ALL);
+        Ok(revoked)
     }
 
     /// Rotates a refresh token (DESIGN.md §4): the current token gets its successor, the previous
@@ -407,7 +427,8 @@ impl SessionService {
                 self.record(audit("reuse").reason(reasons::REFRESH_TOKEN_REUSE)).await?;
                 let revocation =
                     Revocation { actor: Actor::System, ..self.revocation(ctx, reasons::REFRESH_TOKEN_REUSE, true) };
-                self.store.revoke_sessions(&RevokeTarget::Session(session.id), &revocation).await?;
+                let revoked = self.store.revoke_sessions(&RevokeTarget::Session(session.id), &revocation).await?;
+                self.revoked(&revoked, reasons::REFRESH_TOKEN_REUSE);
                 SessionError::Revoked
             }
             Decision::Inactive(status) => {

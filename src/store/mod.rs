@@ -7,6 +7,7 @@
 #[macro_use]
 mod columns;
 mod driver;
+mod presence;
 mod trail;
 
 pub mod postgres;
@@ -189,6 +190,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Count of sessions per stored status (for metrics and stats).
     async fn count_by_status(&self) -> Result<Vec<(SessionStatus, i64)>, StoreError>;
+
+    /// Records when live connections were last heard from: the WebSocket gateway batches
+    /// heartbeats in memory and flushes them here every few seconds (up to ~10,000 entries a call).
+    ///
+    /// For each `(session id, time)`, sets `last_seen_at` to the time unless the stored value is
+    /// already the same or later: it never moves backwards, however flushes from several nodes
+    /// interleave. An id given twice counts once, with its latest time. Ids without a row are
+    /// ignored; a row is touched whatever its status (a flush may trail a revocation). Returns the
+    /// number of rows changed. An empty slice returns 0 without touching the database.
+    ///
+    /// Presence is not a state change: no audit record, no outbox event, and no other column
+    /// (`last_used_at` and `expires_at` included) is written. One statement on Postgres and one
+    /// on SQLite (through the write connection), so a flush is applied entirely or not at all.
+    async fn touch_last_seen(&self, seen: &[(Uuid, DateTime<Utc>)]) -> Result<u64, StoreError>;
 }
 
 /// Connects to the store named by `url` (`postgres://`, `postgresql://` or `sqlite:`) and applies

@@ -11,6 +11,7 @@ mod cap;
 mod edits;
 mod fixtures;
 mod journal;
+mod presence;
 mod revocation;
 mod rotation;
 mod sessions;
@@ -92,6 +93,12 @@ store_stories! {
     journal::audit_lists_a_users_records_in_pages_with_a_before_cursor,
     journal::pending_events_come_in_creation_order_until_marked_sent,
     journal::count_by_status_counts_each_stored_status,
+    presence::last_seen_is_recorded_to_the_microsecond_and_never_moves_back,
+    presence::unknown_ids_are_ignored_and_the_count_says_how_many_rows_changed,
+    presence::an_empty_flush_returns_zero_and_changes_nothing,
+    presence::an_id_given_twice_in_one_flush_keeps_its_latest_time,
+    presence::a_flush_of_2500_sessions_lands_every_entry,
+    presence::a_flush_changes_nothing_but_last_seen_and_leaves_no_trail,
 }
 
 /// An in-memory database exists only inside its one connection, so reads must go through the

@@ -55,6 +55,8 @@ pub enum ServerFrame {
     Welcome {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
+        /// The session id as a string in both encodings.
+        #[serde(with = "uuid_as_string")]
         session_id: Uuid,
         user_id: String,
         /// Send a `ping` at least this often.
@@ -130,6 +132,22 @@ impl std::fmt::Debug for ServerFrame {
                 .field("close_code", close_code)
                 .finish(),
         }
+    }
+}
+
+/// UUIDs travel as hyphenated strings in both encodings: left to `uuid`'s serde, MessagePack
+/// would carry 16 raw bytes while JSON carries a string.
+mod uuid_as_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use uuid::Uuid;
+
+    pub fn serialize<S: Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&id.hyphenated())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
+        let text = String::deserialize(d)?;
+        Uuid::try_parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -230,6 +248,25 @@ mod tests {
         }
         let json = serde_json::to_value(ServerFrame::Revoked { reason: "logout".into() }).unwrap();
         assert_eq!(json, serde_json::json!({ "type": "revoked", "reason": "logout" }));
+    }
+
+    #[test]
+    fn the_session_id_is_a_string_in_msgpack_too() {
+        let id = Uuid::new_v4();
+        let welcome = ServerFrame::Welcome {
+            id: None,
+            session_id: id,
+            user_id: "u".into(),
+            heartbeat_interval_ms: 1,
+            heartbeat_timeout_ms: 2,
+            server_time: 3,
+            access_token_expires_at: 4,
+        };
+        let bytes = rmp_serde::to_vec_named(&welcome).unwrap();
+        // Read without our types, as a client in another language would.
+        let generic: serde_json::Value = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(generic["session_id"], serde_json::json!(id.to_string()));
+        assert_eq!(rmp_serde::from_slice::<ServerFrame>(&bytes).unwrap(), welcome);
     }
 
     #[test]

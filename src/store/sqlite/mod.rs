@@ -9,10 +9,12 @@
 //! - [`sessions`](self::sessions): create (with the per-user cap), get, list, update, extend.
 //! - [`lifecycle`](self::lifecycle): rotate, revoke, delete, expire.
 //! - [`journal`](self::journal): audit log and outbox.
+//! - [`presence`](self::presence): `last_seen_at` from batched heartbeats.
 //! - [`rows`](self::rows): binding domain values and decoding rows.
 
 mod journal;
 mod lifecycle;
+mod presence;
 mod rows;
 mod sessions;
 
@@ -197,5 +199,9 @@ impl Store for SqliteStore {
                 Ok((status, row.try_get("n").map_err(db_error)?))
             })
             .collect()
+    }
+
+    async fn touch_last_seen(&self, seen: &[(Uuid, DateTime<Utc>)]) -> Result<u64, StoreError> {
+        presence::touch_last_seen(&self.write, seen).await
     }
 }

@@ -1,0 +1,301 @@
+//! The live connections this node holds: a `DashMap` keyed by session, an index by user, and the
+//! small shared state each connection exposes to the rest of the node (push queue, heartbeat and
+//! token deadlines). Heartbeats touch only this memory; `last_seen` reaches the store in batches
+//! (`take_seen`), never once per heartbeat.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::session::RevocationListener;
+
+/// Pushes a connection's queue can hold. Pushes are rare (revoked, replaced, token warnings,
+/// timeouts), so a full queue means the connection task is stuck writing to a client that does
+/// not read: it is then killed rather than allowed to grow memory.
+pub const PUSH_QUEUE: usize = 8;
+
+/// What the node asks a connection to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Push {
+    /// The session was revoked: send `revoked`, close 4101.
+    Revoked(Arc<str>),
+    /// A newer connection of the same session took over: close 4103.
+    Replaced,
+    /// No activity within the heartbeat timeout: close 4001.
+    HeartbeatTimeout,
+    /// The access token expires soon (epoch ms): send `token_expiring`.
+    TokenExpiring(i64),
+    /// The access token expired and was not refreshed in time: close 4007.
+    TokenExpired,
+}
+
+/// The part of a connection the node shares. The connection task owns the socket; everything
+/// else reaches it through here.
+#[derive(Debug)]
+pub struct Conn {
+    pub id: u64,
+    pub session_id: Uuid,
+    pub user_id: Arc<str>,
+    tx: mpsc::Sender<Push>,
+    /// Cancelled to drop a connection that cannot take a push (a child of the node's shutdown
+    /// token, so shutdown reaches it too).
+    pub kill: CancellationToken,
+    /// Last activity, epoch ms (atomics: written by the connection, read by the sweep).
+    last_seen_ms: AtomicI64,
+    /// `last_seen_ms` as of the last flush to the store.
+    flushed_seen_ms: AtomicI64,
+    access_exp_ms: AtomicI64,
+    warned: AtomicBool,
+}
+
+impl Conn {
+    /// Records activity at `now_ms`.
+    pub fn touch(&self, now_ms: i64) {
+        self.last_seen_ms.fetch_max(now_ms, Ordering::Relaxed);
+    }
+
+    pub fn last_seen_ms(&self) -> i64 {
+        self.last_seen_ms.load(Ordering::Relaxed)
+    }
+
+    /// The connection now runs on an access token expiring at `exp_ms`.
+    pub fn set_access_expiry(&self, exp_ms: i64) {
+        self.access_exp_ms.store(exp_ms, Ordering::Relaxed);
+        self.warned.store(false, Ordering::Relaxed);
+    }
+
+    /// Queues a push without waiting. A full queue kills the connection (slow consumer).
+    pub fn push(&self, push: Push) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(push) {
+            tracing::info!(session.id = %self.session_id, "push queue full: dropping slow connection");
+            self.kill.cancel();
+        }
+    }
+}
+
+/// Deadlines the sweep enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    pub heartbeat_timeout_ms: i64,
+    pub token_warning_ms: i64,
+    pub token_grace_ms: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    conns: DashMap<Uuid, Arc<Conn>>,
+    by_user: DashMap<Arc<str>, Vec<Uuid>>,
+    next_id: AtomicU64,
+    /// Last activity of connections that ended since the last flush.
+    departed: Mutex<Vec<(Uuid, i64)>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Registers the live connection of `session_id`, replacing (and telling) any earlier one.
+    pub fn register(
+        &self,
+        session_id: Uuid,
+        user_id: &str,
+        access_exp_ms: i64,
+        now_ms: i64,
+        parent: &CancellationToken,
+    ) -> (Arc<Conn>, mpsc::Receiver<Push>) {
+        let (tx, rx) = mpsc::channel(PUSH_QUEUE);
+        let conn = Arc::new(Conn {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            session_id,
+            user_id: Arc::from(user_id),
+            tx,
+            kill: parent.child_token(),
+            last_seen_ms: AtomicI64::new(now_ms),
+            flushed_seen_ms: AtomicI64::new(0),
+            access_exp_ms: AtomicI64::new(access_exp_ms),
+            warned: AtomicBool::new(false),
+        });
+        // The map's entry guard is dropped at the end of the statement, before the push.
+        let previous = self.conns.insert(session_id, conn.clone());
+        match previous {
+            Some(old) => old.push(Push::Replaced),
+            None => self.by_user.entry(conn.user_id.clone()).or_default().push(session_id),
+        }
+        (conn, rx)
+    }
+
+    /// Removes `conn` if it is still the session's current connection.
+    pub fn unregister(&self, conn: &Conn) {
+        if self.conns.remove_if(&conn.session_id, |_, c| c.id == conn.id).is_none() {
+            return;
+        }
+        self.by_user.remove_if_mut(&conn.user_id, |_, sessions| {
+            sessions.retain(|s| *s != conn.session_id);
+            sessions.is_empty()
+        });
+        let mut departed = self.departed.lock().unwrap_or_else(|e| e.into_inner());
+        departed.push((conn.session_id, conn.last_seen_ms()));
+    }
+
+    pub fn get(&self, session_id: &Uuid) -> Option<Arc<Conn>> {
+        self.conns.get(session_id).map(|c| c.clone())
+    }
+
+    pub fn is_online(&self, session_id: &Uuid) -> bool {
+        self.conns.contains_key(session_id)
+    }
+
+    /// Sessions of `user_id` connected here.
+    pub fn sessions_of(&self, user_id: &str) -> Vec<Uuid> {
+        self.by_user.get(user_id).map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Pushes to every connection; used for draining.
+    pub fn all(&self) -> Vec<Arc<Conn>> {
+        self.conns.iter().map(|c| c.value().clone()).collect()
+    }
+
+    /// One pass over every connection: heartbeat timeouts, token warnings and token expiry.
+    pub fn sweep(&self, now_ms: i64, d: &Deadlines) {
+        for entry in self.conns.iter() {
+            let conn = entry.value();
+            if now_ms - conn.last_seen_ms() > d.heartbeat_timeout_ms {
+                conn.push(Push::HeartbeatTimeout);
+                continue;
+            }
+            let exp = conn.access_exp_ms.load(Ordering::Relaxed);
+            if now_ms >= exp + d.token_grace_ms {
+                conn.push(Push::TokenExpired);
+            } else if now_ms >= exp - d.token_warning_ms && !conn.warned.swap(true, Ordering::Relaxed) {
+                conn.push(Push::TokenExpiring(exp));
+            }
+        }
+    }
+
+    /// Activity not yet written to the store: live connections seen since the last call, and
+    /// connections that ended. Marks them flushed.
+    pub fn take_seen(&self) -> Vec<(Uuid, DateTime<Utc>)> {
+        let departed = std::mem::take(&mut *self.departed.lock().unwrap_or_else(|e| e.into_inner()));
+        let live = self.conns.iter().filter_map(|entry| {
+            let conn = entry.value();
+            let seen = conn.last_seen_ms();
+            (conn.flushed_seen_ms.swap(seen, Ordering::Relaxed) != seen).then_some((conn.session_id, seen))
+        });
+        departed
+            .into_iter()
+            .chain(live.collect::<Vec<_>>())
+            .filter_map(|(id, ms)| DateTime::from_timestamp_millis(ms).map(|t| (id, t)))
+            .collect()
+    }
+}
+
+impl RevocationListener for Registry {
+    fn revoked(&self, session_id: Uuid, reason: &str) {
+        if let Some(conn) = self.get(&session_id) {
+            conn.push(Push::Revoked(Arc::from(reason)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: Deadlines = Deadlines { heartbeat_timeout_ms: 45_000, token_warning_ms: 60_000, token_grace_ms: 30_000 };
+
+    fn registry() -> (Registry, CancellationToken) {
+        (Registry::new(), CancellationToken::new())
+    }
+
+    #[test]
+    fn a_second_connection_replaces_the_first_and_only_the_current_one_unregisters() {
+        let (r, root) = registry();
+        let sid = Uuid::new_v4();
+        let (first, mut first_rx) = r.register(sid, "u", 1_000_000, 0, &root);
+        let (second, _rx) = r.register(sid, "u", 1_000_000, 0, &root);
+        assert_eq!(first_rx.try_recv(), Ok(Push::Replaced));
+        r.unregister(&first);
+        assert!(r.is_online(&sid), "the old connection leaving must not remove the new one");
+        assert_eq!(r.sessions_of("u"), vec![sid]);
+        r.unregister(&second);
+        assert!(!r.is_online(&sid));
+        assert!(r.sessions_of("u").is_empty());
+    }
+
+    #[test]
+    fn a_revocation_reaches_the_connection_of_that_session_only() {
+        let (r, root) = registry();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let (_ca, mut rx_a) = r.register(a, "u", 1_000_000, 0, &root);
+        let (_cb, mut rx_b) = r.register(b, "u", 1_000_000, 0, &root);
+        r.revoked(a, "logout");
+        assert_eq!(rx_a.try_recv(), Ok(Push::Revoked(Arc::from("logout"))));
+        assert!(rx_b.try_recv().is_err());
+        r.revoked(Uuid::new_v4(), "logout");
+    }
+
+    #[test]
+    fn a_full_queue_kills_the_connection_instead_of_growing() {
+        let (r, root) = registry();
+        let (conn, _rx) = r.register(Uuid::new_v4(), "u", 1_000_000, 0, &root);
+        for _ in 0..PUSH_QUEUE {
+            conn.push(Push::HeartbeatTimeout);
+        }
+        assert!(!conn.kill.is_cancelled());
+        conn.push(Push::HeartbeatTimeout);
+        assert!(conn.kill.is_cancelled());
+    }
+
+    #[test]
+    fn the_sweep_times_out_silent_connections_and_warns_once_before_token_expiry() {
+        let (r, root) = registry();
+        let (quiet, mut quiet_rx) = r.register(Uuid::new_v4(), "u", 10_000_000, 0, &root);
+        let (busy, mut busy_rx) = r.register(Uuid::new_v4(), "v", 100_000, 0, &root);
+        busy.touch(45_000);
+        r.sweep(45_000, &D);
+        assert!(quiet_rx.try_recv().is_err(), "exactly at the timeout is not yet past it");
+        assert_eq!(busy_rx.try_recv(), Ok(Push::TokenExpiring(100_000)));
+        quiet.touch(0);
+        r.sweep(45_001, &D);
+        assert_eq!(quiet_rx.try_recv(), Ok(Push::HeartbeatTimeout));
+        assert!(busy_rx.try_recv().is_err(), "the warning is sent once per token");
+        busy.touch(130_000);
+        r.sweep(130_000, &D);
+        assert_eq!(busy_rx.try_recv(), Ok(Push::TokenExpired));
+        busy.set_access_expiry(500_000);
+        busy.touch(440_000);
+        r.sweep(440_000, &D);
+        assert_eq!(busy_rx.try_recv(), Ok(Push::TokenExpiring(500_000)), "a new token re-arms the warning");
+    }
+
+    #[test]
+    fn seen_times_are_flushed_once_and_departed_connections_are_included() {
+        let (r, root) = registry();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let (ca, _ra) = r.register(a, "u", 1_000_000, 1_000, &root);
+        let (cb, _rb) = r.register(b, "v", 1_000_000, 1_000, &root);
+        let mut first = r.take_seen();
+        first.sort();
+        assert_eq!(first.len(), 2);
+        assert!(r.take_seen().is_empty(), "nothing new since the last flush");
+        ca.touch(2_000);
+        assert_eq!(r.take_seen(), vec![(a, DateTime::from_timestamp_millis(2_000).unwrap())]);
+        cb.touch(3_000);
+        r.unregister(&cb);
+        assert_eq!(r.take_seen(), vec![(b, DateTime::from_timestamp_millis(3_000).unwrap())]);
+    }
+}

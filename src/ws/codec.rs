@@ -1,0 +1,195 @@
+//! Frame encoding per subprotocol, and the checks every inbound message passes (size, rate,
+//! well-formedness) before the connection acts on it.
+
+use axum::extract::ws::Message;
+use session_client::proto::ws::{ClientFrame, ServerFrame, SUBPROTOCOL_MSGPACK};
+use tokio::time::Instant;
+
+/// Longest `message` an `error` frame repeats from a decoder.
+const MAX_DETAIL: usize = 160;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `session.v1.json`, and the default when no known subprotocol was offered.
+    Json,
+    /// `session.v1.msgpack`: binary frames, MessagePack maps with named fields.
+    Msgpack,
+}
+
+impl Encoding {
+    pub fn from_protocol(protocol: Option<&str>) -> Self {
+        match protocol {
+            Some(SUBPROTOCOL_MSGPACK) => Self::Msgpack,
+            _ => Self::Json,
+        }
+    }
+
+    pub fn encode(self, frame: &ServerFrame) -> Message {
+        match self {
+            Self::Json => Message::Text(serde_json::to_string(frame).expect("server frames serialize").into()),
+            Self::Msgpack => Message::Binary(rmp_serde::to_vec_named(frame).expect("server frames serialize").into()),
+        }
+    }
+
+    /// Decodes a data message of this encoding; the error is safe to show the client.
+    pub fn decode(self, message: &Message) -> Result<ClientFrame, String> {
+        let detail = |e: String| e.chars().take(MAX_DETAIL).collect::<String>();
+        match (self, message) {
+            (Self::Json, Message::Text(text)) => serde_json::from_str(text).map_err(|e| detail(e.to_string())),
+            (Self::Msgpack, Message::Binary(bytes)) => rmp_serde::from_slice(bytes).map_err(|e| detail(e.to_string())),
+            (Self::Json, _) => Err("this connection speaks session.v1.json: send text frames".into()),
+            (Self::Msgpack, _) => Err("this connection speaks session.v1.msgpack: send binary frames".into()),
+        }
+    }
+}
+
+/// Limits on what a client may send.
+#[derive(Debug, Clone, Copy)]
+pub struct InboundLimits {
+    pub max_message_bytes: usize,
+    pub messages_per_sec: f64,
+    pub burst: f64,
+    /// Malformed frames in a row that close the connection.
+    pub max_malformed_in_a_row: u32,
+}
+
+/// What an inbound message means for the connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Frame(ClientFrame),
+    /// Answer with `bad_frame`, keep going.
+    Malformed(String),
+    /// WebSocket-level ping/pong: activity, nothing to answer (the library answers pings).
+    Control,
+    /// The peer closed.
+    Closed,
+    TooLarge,
+    RateLimited,
+    /// Too many malformed frames in a row.
+    Abusive,
+}
+
+/// Per-connection inbound state: a token bucket and the malformed-frame streak.
+#[derive(Debug)]
+pub struct Inbound {
+    encoding: Encoding,
+    limits: InboundLimits,
+    tokens: f64,
+    refilled: Instant,
+    malformed_in_a_row: u32,
+}
+
+impl Inbound {
+    pub fn new(encoding: Encoding, limits: InboundLimits) -> Self {
+        Self { encoding, limits, tokens: limits.burst, refilled: Instant::now(), malformed_in_a_row: 0 }
+    }
+
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    pub fn classify(&mut self, message: &Message) -> Verdict {
+        if matches!(message, Message::Close(_)) {
+            return Verdict::Closed;
+        }
+        if !self.take_token() {
+            return Verdict::RateLimited;
+        }
+        let len = match message {
+            Message::Text(t) => t.len(),
+            Message::Binary(b) => b.len(),
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return Verdict::Control,
+        };
+        if len > self.limits.max_message_bytes {
+            return Verdict::TooLarge;
+        }
+        match self.encoding.decode(message) {
+            Ok(frame) => {
+                self.malformed_in_a_row = 0;
+                Verdict::Frame(frame)
+            }
+            Err(detail) => {
+                self.malformed_in_a_row += 1;
+                if self.malformed_in_a_row >= self.limits.max_malformed_in_a_row {
+                    Verdict::Abusive
+                } else {
+                    Verdict::Malformed(detail)
+                }
+            }
+        }
+    }
+
+    /// Counts a well-formed frame that was not acceptable in the current state toward the streak.
+    pub fn misplaced(&mut self) -> bool {
+        self.malformed_in_a_row += 1;
+        self.malformed_in_a_row >= self.limits.max_malformed_in_a_row
+    }
+
+    fn take_token(&mut self) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.tokens = (self.tokens + elapsed * self.limits.messages_per_sec).min(self.limits.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: InboundLimits =
+        InboundLimits { max_message_bytes: 64, messages_per_sec: 10.0, burst: 3.0, max_malformed_in_a_row: 3 };
+
+    fn ping_json() -> Message {
+        Message::Text(r#"{"type":"ping","ts":1}"#.into())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_bucket_allows_a_burst_then_refills_with_time() {
+        let mut inbound = Inbound::new(Encoding::Json, LIMITS);
+        for _ in 0..3 {
+            assert!(matches!(inbound.classify(&ping_json()), Verdict::Frame(_)));
+        }
+        assert_eq!(inbound.classify(&ping_json()), Verdict::RateLimited);
+        tokio::time::advance(std::time::Duration::from_millis(100)).await;
+        assert!(matches!(inbound.classify(&ping_json()), Verdict::Frame(_)));
+        assert_eq!(inbound.classify(&ping_json()), Verdict::RateLimited);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn malformed_frames_are_reported_and_a_streak_of_them_is_abuse() {
+        let mut inbound = Inbound::new(Encoding::Json, InboundLimits { burst: 100.0, ..LIMITS });
+        assert!(matches!(inbound.classify(&Message::Text("{".into())), Verdict::Malformed(_)));
+        assert!(matches!(inbound.classify(&Message::Text(r#"{"type":"nope"}"#.into())), Verdict::Malformed(_)));
+        assert!(matches!(inbound.classify(&ping_json()), Verdict::Frame(_)), "a good frame resets the streak");
+        assert!(matches!(inbound.classify(&Message::Binary(vec![1, 2].into())), Verdict::Malformed(_)));
+        assert!(matches!(inbound.classify(&Message::Text("[]".into())), Verdict::Malformed(_)));
+        assert_eq!(inbound.classify(&Message::Text("null".into())), Verdict::Abusive);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn oversized_messages_and_closes_are_recognised() {
+        let mut inbound = Inbound::new(Encoding::Msgpack, LIMITS);
+        assert_eq!(inbound.classify(&Message::Binary(vec![0; 65].into())), Verdict::TooLarge);
+        assert_eq!(inbound.classify(&Message::Close(None)), Verdict::Closed);
+        assert_eq!(inbound.classify(&Message::Ping(vec![].into())), Verdict::Control);
+    }
+
+    #[test]
+    fn both_encodings_decode_what_a_client_sends() {
+        let frame = ClientFrame::Ping { id: Some(3), ts: 42 };
+        let bytes = rmp_serde::to_vec_named(&frame).unwrap();
+        assert_eq!(Encoding::Msgpack.decode(&Message::Binary(bytes.into())), Ok(frame.clone()));
+        let text = serde_json::to_string(&frame).unwrap();
+        assert_eq!(Encoding::Json.decode(&Message::Text(text.into())), Ok(frame));
+        assert!(Encoding::Msgpack.decode(&Message::Binary(vec![0xc1].into())).is_err());
+        assert_eq!(Encoding::from_protocol(Some("session.v1.msgpack")), Encoding::Msgpack);
+        assert_eq!(Encoding::from_protocol(None), Encoding::Json);
+    }
+}

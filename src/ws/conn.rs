@@ -1,0 +1,352 @@
+//! One WebSocket connection, from upgrade to close: authenticate, then select over the socket, the
+//! push queue and the kill switch. Generic over `Sink`/`Stream`, so it runs over channels in
+//! tests as well as over a real socket.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use rand::Rng;
+use session_client::proto::ws::{close, ClientFrame, ServerFrame};
+use tokio::time::{timeout, timeout_at, Instant};
+
+use super::codec::{Encoding, Inbound, Verdict};
+use super::Gateway;
+use crate::error::ApiError;
+use crate::registry::{Conn, Push};
+use crate::session::{Actor, RequestContext, SessionError, SessionRecord};
+use crate::tokens::{AccessClaims, RefreshToken};
+
+/// How long a closing connection waits for the peer's close frame.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The socket with its encoding and write deadline. A write that fails or times out means the
+/// peer is gone or not reading: the connection just ends.
+pub struct Socket<S> {
+    inner: S,
+    encoding: Encoding,
+    write_timeout: std::time::Duration,
+}
+
+/// The peer cannot be written to any more.
+struct Gone;
+
+impl<S> Socket<S>
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    pub fn new(inner: S, encoding: Encoding, write_timeout: std::time::Duration) -> Self {
+        Self { inner, encoding, write_timeout }
+    }
+
+    async fn send(&mut self, frame: &ServerFrame) -> Result<(), Gone> {
+        let message = self.encoding.encode(frame);
+        match timeout(self.write_timeout, self.inner.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Gone),
+        }
+    }
+
+    async fn recv(&mut self) -> Option<Message> {
+        self.inner.next().await.and_then(Result::ok)
+    }
+
+    /// Sends `frame` (the reason), then the close frame with `code`, then lingers briefly for the
+    /// peer's close so the frames are not lost to a reset.
+    async fn close(&mut self, frame: ServerFrame, code: u16) {
+        if self.send(&frame).await.is_err() {
+            return;
+        }
+        let close = Message::Close(Some(CloseFrame { code, reason: "".into() }));
+        if !matches!(timeout(self.write_timeout, self.inner.send(close)).await, Ok(Ok(()))) {
+            return;
+        }
+        let _ = timeout(CLOSE_LINGER, async { while self.recv().await.is_some() {} }).await;
+    }
+
+    async fn close_with_error(&mut self, id: Option<u64>, code: &str, message: &str, close_code: u16) {
+        let frame = error_frame(id, code, message, Some(close_code));
+        self.close(frame, close_code).await;
+    }
+}
+
+fn error_frame(id: Option<u64>, code: &str, message: &str, close_code: Option<u16>) -> ServerFrame {
+    ServerFrame::Error { id, code: code.to_owned(), message: message.to_owned(), close_code }
+}
+
+/// The close code for an authentication failure.
+fn auth_close_code(e: &SessionError) -> u16 {
+    match e {
+        SessionError::InvalidToken | SessionError::Invalid(_) | SessionError::NotFound => close::AUTH_FAILED,
+        SessionError::TokenExpired => close::TOKEN_EXPIRED,
+        SessionError::Revoked => close::REVOKED,
+        SessionError::Expired => close::SESSION_EXPIRED,
+        // Internal error (RFC 6455): the client backs off and retries.
+        SessionError::Store(_) => 1011,
+    }
+}
+
+struct Authed {
+    claims: AccessClaims,
+    session: SessionRecord,
+    id: Option<u64>,
+}
+
+/// Serves one upgraded connection until it closes. `bearer` is the access token from the
+/// upgrade's `Authorization` header, if any.
+pub async fn serve<S>(socket: Socket<S>, gw: Arc<Gateway>, bearer: Option<String>, ip: Option<String>)
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    let _open = gw.open_guard();
+    let mut socket = socket;
+    if gw.open_connections() > gw.config.max_connections {
+        socket.close_with_error(None, "server_full", "this node is at its connection limit", close::SERVER_FULL).await;
+        return;
+    }
+    let mut inbound = Inbound::new(socket.encoding, gw.config.inbound);
+    let Some(authed) = authenticate(&mut socket, &mut inbound, &gw, bearer).await else { return };
+    let ctx = RequestContext { actor: Actor::User(authed.claims.sub.clone()), ip, user_agent: None };
+    live(socket, inbound, &gw, authed, ctx).await;
+}
+
+async fn authenticate<S>(
+    socket: &mut Socket<S>,
+    inbound: &mut Inbound,
+    gw: &Gateway,
+    bearer: Option<String>,
+) -> Option<Authed>
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    if let Some(token) = bearer {
+        return check_token(socket, gw, &token, None).await;
+    }
+    let deadline = Instant::now() + gw.config.auth_timeout;
+    loop {
+        let message = match timeout_at(deadline, socket.recv()).await {
+            Err(_) => {
+                let msg = "no auth frame within the auth timeout";
+                socket.close_with_error(None, "auth_timeout", msg, close::AUTH_TIMEOUT).await;
+                return None;
+            }
+            Ok(None) => return None,
+            Ok(Some(m)) => m,
+        };
+        let verdict = inbound.classify(&message);
+        let flow = match verdict {
+            Verdict::Frame(ClientFrame::Auth { id, token }) => return check_token(socket, gw, &token, id).await,
+            Verdict::Frame(_) if inbound.misplaced() => Err(Verdict::Abusive),
+            Verdict::Frame(ClientFrame::Ping { id, .. } | ClientFrame::Refresh { id, .. }) => {
+                Ok(error_frame(id, "not_authenticated", "send an auth frame first", None))
+            }
+            Verdict::Malformed(detail) => Ok(error_frame(None, "bad_frame", &detail, None)),
+            Verdict::Control => continue,
+            other => Err(other),
+        };
+        match flow {
+            Ok(frame) => {
+                if socket.send(&frame).await.is_err() {
+                    return None;
+                }
+            }
+            Err(verdict) => {
+                close_for(socket, verdict).await;
+                return None;
+            }
+        }
+    }
+}
+
+async fn check_token<S>(socket: &mut Socket<S>, gw: &Gateway, token: &str, id: Option<u64>) -> Option<Authed>
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    match gw.sessions.authenticate(token).await {
+        Ok((claims, session)) => Some(Authed { claims, session, id }),
+        Err(e) => {
+            let code = auth_close_code(&e);
+            let api = ApiError::from(e);
+            socket.close_with_error(id, api.code(), &api.to_string(), code).await;
+            None
+        }
+    }
+}
+
+/// Closes for an inbound verdict that ends the connection.
+async fn close_for<S>(socket: &mut Socket<S>, verdict: Verdict)
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    let (code, message, close_code) = match verdict {
+        Verdict::TooLarge => ("frame_too_large", "message over the size limit", close::PROTOCOL_ERROR),
+        Verdict::RateLimited => ("rate_limited", "too many messages per second", close::RATE_LIMITED),
+        Verdict::Abusive => ("protocol_error", "too many malformed frames in a row", close::PROTOCOL_ERROR),
+        Verdict::Closed | Verdict::Frame(_) | Verdict::Malformed(_) | Verdict::Control => return,
+    };
+    socket.close_with_error(None, code, message, close_code).await;
+}
+
+/// Unregisters the connection however the task ends.
+struct Registration<'a> {
+    gw: &'a Gateway,
+    conn: Arc<Conn>,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.gw.registry.unregister(&self.conn);
+    }
+}
+
+async fn live<S>(mut socket: Socket<S>, mut inbound: Inbound, gw: &Gateway, authed: Authed, ctx: RequestContext)
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    let now_ms = gw.now_ms();
+    let exp_ms = authed.claims.exp * 1000;
+    let (conn, mut pushes) =
+        gw.registry.register(authed.session.id, &authed.session.user_id, exp_ms, now_ms, &gw.shutdown);
+    let _registration = Registration { gw, conn: conn.clone() };
+    // A revocation committed between the check above and the registration found no connection
+    // to tell: look once more now that pushes can reach us.
+    match gw.sessions.get(authed.session.id).await {
+        Ok(s) if s.is_active(gw.sessions.now()) => {}
+        Ok(_) | Err(SessionError::NotFound) => {
+            socket.close_with_error(None, "session_revoked", "the session has been revoked", close::REVOKED).await;
+            return;
+        }
+        // The check above just succeeded; a store hiccup here is not a reason to refuse.
+        Err(e) => tracing::warn!(error = %e, "re-checking a new connection's session failed"),
+    }
+    let welcome = ServerFrame::Welcome {
+        id: authed.id,
+        session_id: authed.session.id,
+        user_id: authed.session.user_id.clone(),
+        heartbeat_interval_ms: gw.config.heartbeat_interval.as_millis() as u64,
+        heartbeat_timeout_ms: gw.config.heartbeat_timeout.as_millis() as u64,
+        server_time: now_ms,
+        access_token_expires_at: exp_ms,
+    };
+    if socket.send(&welcome).await.is_err() {
+        return;
+    }
+    loop {
+        let flow = tokio::select! {
+            biased;
+            _ = conn.kill.cancelled() => {
+                killed(&mut socket, gw).await;
+                ControlFlow::Break(())
+            }
+            Some(push) = pushes.recv() => on_push(&mut socket, push).await,
+            message = socket.recv() => match message {
+                None => ControlFlow::Break(()),
+                Some(m) => on_message(&mut socket, &mut inbound, gw, &conn, &ctx, m).await,
+            },
+        };
+        if flow.is_break() {
+            return;
+        }
+    }
+}
+
+/// The kill switch fired: the node is draining, or the connection could not take a push.
+async fn killed<S>(socket: &mut Socket<S>, gw: &Gateway)
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    if gw.shutdown.is_cancelled() {
+        let jitter = gw.config.drain_jitter.as_millis() as u64;
+        let reconnect_after_ms = rand::thread_rng().gen_range(0..=jitter);
+        socket.close(ServerFrame::Draining { reconnect_after_ms }, close::DRAINING).await;
+    } else {
+        let msg = "the connection did not keep up with its messages";
+        socket.close_with_error(None, "slow_consumer", msg, close::SLOW_CONSUMER).await;
+    }
+}
+
+async fn on_push<S>(socket: &mut Socket<S>, push: Push) -> ControlFlow<()>
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    match push {
+        Push::TokenExpiring(access_token_expires_at) => {
+            let frame = ServerFrame::TokenExpiring { access_token_expires_at };
+            return if socket.send(&frame).await.is_ok() { ControlFlow::Continue(()) } else { ControlFlow::Break(()) };
+        }
+        Push::Revoked(reason) => {
+            socket.close(ServerFrame::Revoked { reason: reason.to_string() }, close::REVOKED).await
+        }
+        Push::Replaced => {
+            let msg = "a newer connection of this session replaced this one";
+            socket.close_with_error(None, "replaced", msg, close::REPLACED).await;
+        }
+        Push::HeartbeatTimeout => {
+            let msg = "no activity within the heartbeat timeout";
+            socket.close_with_error(None, "heartbeat_timeout", msg, close::HEARTBEAT_TIMEOUT).await;
+        }
+        Push::TokenExpired => {
+            let msg = "the access token expired without a refresh";
+            socket.close_with_error(None, "token_expired", msg, close::TOKEN_EXPIRED).await;
+        }
+    }
+    ControlFlow::Break(())
+}
+
+async fn on_message<S>(
+    socket: &mut Socket<S>,
+    inbound: &mut Inbound,
+    gw: &Gateway,
+    conn: &Conn,
+    ctx: &RequestContext,
+    message: Message,
+) -> ControlFlow<()>
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    conn.touch(gw.now_ms());
+    let reply = match inbound.classify(&message) {
+        Verdict::Frame(ClientFrame::Ping { id, ts }) => ServerFrame::Pong { id, ts, server_time: gw.now_ms() },
+        Verdict::Frame(ClientFrame::Refresh { id, refresh_token }) => refresh(gw, conn, ctx, id, &refresh_token).await,
+        Verdict::Frame(ClientFrame::Auth { id, .. }) => {
+            error_frame(id, "already_authenticated", "this connection is authenticated", None)
+        }
+        Verdict::Malformed(detail) => error_frame(None, "bad_frame", &detail, None),
+        Verdict::Control => return ControlFlow::Continue(()),
+        Verdict::Closed => return ControlFlow::Break(()),
+        ending => {
+            close_for(socket, ending).await;
+            return ControlFlow::Break(());
+        }
+    };
+    match socket.send(&reply).await {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(Gone) => ControlFlow::Break(()),
+    }
+}
+
+/// Rotates the refresh token over the socket; only this connection's session may be refreshed.
+async fn refresh(gw: &Gateway, conn: &Conn, ctx: &RequestContext, id: Option<u64>, presented: &str) -> ServerFrame {
+    let own = RefreshToken::parse(presented).is_some_and(|t| t.session_id == conn.session_id);
+    if !own {
+        return error_frame(id, "invalid_token", &ApiError::InvalidToken.to_string(), None);
+    }
+    match gw.sessions.refresh(presented, ctx).await {
+        Ok(issued) => {
+            conn.set_access_expiry(issued.access_token_expires_at.timestamp_millis());
+            ServerFrame::Tokens {
+                id,
+                access_token: issued.access_token,
+                access_token_expires_at: issued.access_token_expires_at.timestamp_millis(),
+                refresh_token: issued.refresh_token,
+                refresh_token_expires_at: issued.refresh_token_expires_at.timestamp_millis(),
+            }
+        }
+        // A reuse revokes the session: the registry's push closes the connection next.
+        Err(e) => {
+            let api = ApiError::from(e);
+            error_frame(id, api.code(), &api.to_string(), None)
+        }
+    }
+}

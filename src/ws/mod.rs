@@ -1,0 +1,222 @@
+//! The real-time gateway: `GET /ws`. Game clients hold a WebSocket that carries heartbeats, token
+//! refresh and server pushes (docs/protocol.md).
+//!
+//! - [`codec`]: encodings and inbound limits;
+//! - [`conn`]: one connection's state machine;
+//! - this module: the node-wide [`Gateway`] (config, connection tracking, the sweep that enforces
+//!   deadlines and flushes presence) and the upgrade handler.
+
+pub mod codec;
+pub mod conn;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use session_client::proto::ws::{SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::Clock;
+use crate::error::ApiError;
+use crate::http::auth::Client;
+use crate::registry::{Deadlines, Registry};
+use crate::session::SessionService;
+use crate::state::AppState;
+use crate::store::Store;
+use codec::{Encoding, InboundLimits};
+
+/// Gateway settings (docs/protocol.md lists them with their defaults).
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub auth_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_timeout: Duration,
+    pub token_warning: Duration,
+    pub token_grace: Duration,
+    pub max_connections: usize,
+    pub inbound: InboundLimits,
+    /// A write that does not complete in this time drops the connection (slow consumer).
+    pub write_timeout: Duration,
+    /// tungstenite's read buffer per connection: the largest single cost of an idle connection.
+    pub read_buffer_bytes: usize,
+    pub sweep_interval: Duration,
+    pub presence_flush_interval: Duration,
+    /// Upper bound of the random reconnect delay sent in `draining`.
+    pub drain_jitter: Duration,
+    /// How long shutdown waits for connections to close.
+    pub drain_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            auth_timeout: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(15),
+            heartbeat_timeout: Duration::from_secs(45),
+            token_warning: Duration::from_secs(60),
+            token_grace: Duration::from_secs(30),
+            max_connections: 20_000,
+            inbound: InboundLimits {
+                max_message_bytes: 4096,
+                messages_per_sec: 20.0,
+                burst: 40.0,
+                max_malformed_in_a_row: 5,
+            },
+            write_timeout: Duration::from_secs(10),
+            read_buffer_bytes: 1024,
+            sweep_interval: Duration::from_secs(1),
+            presence_flush_interval: Duration::from_secs(5),
+            drain_jitter: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The node's gateway: everything a connection needs besides its socket.
+pub struct Gateway {
+    pub sessions: Arc<SessionService>,
+    pub registry: Arc<Registry>,
+    pub config: GatewayConfig,
+    /// Cancelled when the node starts draining; every connection's kill switch is a child.
+    pub shutdown: CancellationToken,
+    /// Every connection task, so shutdown can wait for them (axum runs upgraded sockets detached).
+    pub tasks: TaskTracker,
+    clock: Arc<dyn Clock>,
+    /// Upgraded connections, authenticated or not (the connection limit counts these).
+    open: AtomicUsize,
+}
+
+/// Decrements the open-connection count when a connection task ends.
+pub struct OpenGuard<'a>(&'a AtomicUsize);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Gateway {
+    pub fn new(
+        sessions: Arc<SessionService>,
+        registry: Arc<Registry>,
+        config: GatewayConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let shutdown = CancellationToken::new();
+        Self { sessions, registry, config, shutdown, tasks: TaskTracker::new(), clock, open: AtomicUsize::new(0) }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+
+    fn open_guard(&self) -> OpenGuard<'_> {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        OpenGuard(&self.open)
+    }
+
+    /// Upgraded connections (including this one, from inside a connection task).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    pub fn deadlines(&self) -> Deadlines {
+        let ms = |d: Duration| d.as_millis() as i64;
+        Deadlines {
+            heartbeat_timeout_ms: ms(self.config.heartbeat_timeout),
+            token_warning_ms: ms(self.config.token_warning),
+            token_grace_ms: ms(self.config.token_grace),
+        }
+    }
+
+    /// One pass of the deadline sweep at the clock's current time.
+    pub fn sweep(&self) {
+        self.registry.sweep(self.now_ms(), &self.deadlines());
+    }
+
+    /// Writes the activity gathered since the last flush to the store, in one batch.
+    pub async fn flush_presence(&self, store: &dyn Store) {
+        let seen = self.registry.take_seen();
+        if seen.is_empty() {
+            return;
+        }
+        if let Err(e) = store.touch_last_seen(&seen).await {
+            tracing::warn!(error = %e, sessions = seen.len(), "flushing last_seen failed; dropping this batch");
+        }
+    }
+
+    /// Runs the deadline sweep and the presence flush until the node drains, then flushes once
+    /// more.
+    pub async fn run_sweeper(self: Arc<Self>, store: Arc<dyn Store>, stop: CancellationToken) {
+        let mut sweep = tokio::time::interval(self.config.sweep_interval);
+        let mut flush = tokio::time::interval(self.config.presence_flush_interval);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = sweep.tick() => self.sweep(),
+                _ = flush.tick() => self.flush_presence(store.as_ref()).await,
+            }
+        }
+        self.flush_presence(store.as_ref()).await;
+    }
+
+    /// Tells every connection to reconnect elsewhere and waits (bounded) for them to close.
+    pub async fn drain(&self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(self.config.drain_timeout, self.tasks.wait()).await.is_err() {
+            tracing::warn!(left = self.open_connections(), "drain timeout: dropping the remaining connections");
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ws", get(upgrade))
+}
+
+/// `GET /ws`: upgrades to a WebSocket speaking `session.v1.msgpack` or `session.v1.json`.
+async fn upgrade(
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    headers: HeaderMap,
+    client: Client,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return ApiError::BadRequest(rejection.body_text()).into_response(),
+    };
+    let gw = state.gateway.clone();
+    if gw.shutdown.is_cancelled() {
+        return ApiError::Unavailable.into_response();
+    }
+    let ws = ws
+        .protocols([SUBPROTOCOL_MSGPACK, SUBPROTOCOL_JSON])
+        .read_buffer_size(gw.config.read_buffer_bytes)
+        .write_buffer_size(0)
+        .max_write_buffer_size(64 * 1024)
+        .max_message_size(64 * 1024)
+        .max_frame_size(64 * 1024);
+    let encoding = Encoding::from_protocol(ws.selected_protocol().and_then(|p| p.to_str().ok()));
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    let tasks = gw.tasks.clone();
+    ws.on_upgrade(move |socket| {
+        let socket = conn::Socket::new(socket, encoding, gw.config.write_timeout);
+        tasks.track_future(conn::serve(socket, gw, bearer, client.ip))
+    })
+}
