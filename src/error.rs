@@ -46,6 +46,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the store is unavailable")]
     Unavailable,
+    /// The node is shutting down and takes no new WebSocket connections.
+    #[error("this node is draining; connect to another")]
+    Draining,
     #[error("internal error")]
     Internal,
 }
@@ -76,7 +79,7 @@ impl ApiError {
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::NotFound | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Draining => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -99,6 +102,7 @@ impl ApiError {
             Self::NoRoute => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable => "store_unavailable",
+            Self::Draining => "draining",
             Self::Internal => "internal_error",
         }
     }

@@ -198,7 +198,7 @@ async fn upgrade(
     };
     let gw = state.gateway.clone();
     if gw.shutdown.is_cancelled() {
-        return ApiError::Unavailable.into_response();
+        return ApiError::Draining.into_response();
     }
     let ws = ws
         .protocols([SUBPROTOCOL_MSGPACK, SUBPROTOCOL_JSON])
