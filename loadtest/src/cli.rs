@@ -1,15 +1,69 @@
 //! Command-line options, and the check that the target is this machine.
 
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use reqwest::Url;
+
+use crate::ws;
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Mode {
+    /// A REST run (no subcommand).
+    Rest(Args),
+    /// One of the WebSocket subcommands.
+    Ws(Command),
+}
+
+/// The WebSocket subcommands, parsed apart from the REST options: the REST run's required
+/// `--service-key` may come from `LOADTEST_SERVICE_KEY`, and clap would then take every command
+/// line for a REST run and ask for its `--scenario`.
+#[derive(Debug, Parser)]
+#[command(name = "loadtest", version)]
+struct WsCli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The WebSocket modes.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Creates sessions and writes their tokens to a file, for `ws-idle --tokens-file`.
+    WsTokens(ws::TokensArgs),
+    /// Opens N authenticated WebSockets and keeps them alive with pings for a while.
+    WsIdle(ws::IdleArgs),
+}
+
+/// Parses the command line (exits with the usage on error, as clap does).
+pub fn parse() -> Mode {
+    parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// Parses `args`, the program name first: a subcommand name as the first argument selects a
+/// WebSocket mode, anything else is a REST run.
+pub fn parse_from<I, T>(args: I) -> Result<Mode, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("ws-tokens" | "ws-idle") => Ok(Mode::Ws(WsCli::try_parse_from(args)?.command)),
+        _ => Ok(Mode::Rest(Args::try_parse_from(args)?)),
+    }
+}
 
 /// Load generator for the session service's REST API. Targets loopback addresses only.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(
+    name = "loadtest",
+    version,
+    after_help = "WebSocket modes: `loadtest ws-tokens --help`, `loadtest ws-idle --help`."
+)]
 pub struct Args {
     /// Base URL of the server under test; its host must be a loopback address or `localhost`.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -136,7 +190,7 @@ mod tests {
 
     #[test]
     fn the_documented_command_line_parses() {
-        let args = Args::try_parse_from([
+        let mode = parse_from([
             "loadtest",
             "--base-url",
             "http://127.0.0.1:8080",
@@ -154,10 +208,10 @@ mod tests {
             "0",
         ])
         .unwrap();
+        let Mode::Rest(args) = mode else { panic!("not a REST run") };
         assert_eq!((args.scenario, args.workers(), args.session_count()), (Scenario::Refresh, 8, 8));
         assert_eq!(args.max_requests, Some(100));
-        assert!(
-            Args::try_parse_from(["loadtest", "--service-key", "k", "--scenario", "me", "--concurrency", "0"]).is_err()
-        );
+        assert!(parse_from(["loadtest", "--service-key", "k", "--scenario", "me", "--concurrency", "0"]).is_err());
+        assert!(parse_from(["loadtest"]).is_err());
     }
 }

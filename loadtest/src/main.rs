@@ -1,9 +1,12 @@
 //! `loadtest`: drives the session service's REST API through the client SDK and reports
-//! throughput, latency quantiles and errors by kind.
+//! throughput, latency quantiles and errors by kind; or holds many idle WebSocket connections.
 //!
 //! ```text
 //! loadtest --base-url http://127.0.0.1:8080 --service-key KEY --scenario refresh \
 //!          --concurrency 64 --duration-secs 10 [--max-requests N] [--sessions N] [--warmup-secs 2]
+//! loadtest ws-tokens --service-key KEY --count N --out FILE
+//! loadtest ws-idle [--service-key KEY | --tokens-file FILE] --connections N \
+//!          [--source-ips 127.0.0.2,127.0.0.3] [--hold-secs 60] [--encoding msgpack|json]
 //! ```
 //!
 //! Only loopback targets are accepted. Every loop is bounded by the deadline (warm-up + duration)
@@ -14,26 +17,35 @@
 //! - `cli`: options and the loopback check.
 //! - `scenarios`: session set-up and the worker loops.
 //! - `stats`: per-worker recorders and the final report.
+//! - `ws`: the WebSocket modes (`ws-tokens`, `ws-idle`).
 
 mod cli;
 mod scenarios;
 mod stats;
+mod ws;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use clap::Parser;
 use session_client::{ServiceClient, SessionClient};
 
-use cli::{Args, Scenario};
+use cli::{Args, Command, Mode, Scenario};
 use scenarios::{Run, Work};
 use stats::{Recorder, Report};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    match cli::parse() {
+        Mode::Ws(Command::WsTokens(args)) => ws::tokens(args).await,
+        Mode::Ws(Command::WsIdle(args)) => ws::idle(args).await,
+        Mode::Rest(args) => rest(args).await,
+    }
+}
+
+/// A REST run: prepares sessions, runs the workers until the deadline, prints the report.
+async fn rest(args: Args) -> anyhow::Result<()> {
     let url = cli::loopback_url(&args.base_url)?;
     let base = url.as_str().trim_end_matches('/').to_owned();
 

@@ -45,6 +45,21 @@ macro_rules! both {
     };
 }
 
+/// Like [`both!`], for tests whose subject does not touch the store (the WebSocket codec and
+/// limits): one `#[tokio::test]` per name on SQLite only, as `sqlite_only::name`.
+macro_rules! sqlite_only {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite_only {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await;
+                }
+            )+
+        }
+    };
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -222,6 +237,15 @@ impl TestApp {
         }
         drop(self);
         start(db, dir, clock, tweak).await
+    }
+
+    /// Fires the shutdown signal (as dropping does) and hands back the node's task: awaiting it
+    /// waits for `App::run` to return (it panics if `run` failed).
+    pub fn shut_down(&mut self) -> JoinHandle<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.take().expect("the node is running")
     }
 
     pub fn state(&self) -> &AppState {

@@ -1,6 +1,7 @@
-//! HTTP integration tests of the whole service: one binary, one module per area. Every test runs
-//! once per store (`sqlite::<name>` and `postgres::<name>`), each on a node of its own with a
-//! fresh database and a manual clock (see `helpers`).
+//! HTTP and WebSocket integration tests of the whole service: one binary, one module per area.
+//! Every test runs once per store (`sqlite::<name>` and `postgres::<name>`), or on SQLite only
+//! where the store plays no part (`sqlite_only::<name>`), each on a node of its own with a fresh
+//! database and a manual clock (see `helpers`; `ws_client` is the WebSocket client).
 
 #[path = "../common/db.rs"]
 mod db;
@@ -29,3 +30,11 @@ mod revoke;
 mod sessions;
 mod user;
 mod validate;
+mod ws;
+mod ws_client;
+mod ws_drain;
+mod ws_lifecycle;
+mod ws_limits;
+mod ws_push;
+mod ws_refresh;
+mod ws_unit;

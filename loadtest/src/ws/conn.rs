@@ -1,0 +1,362 @@
+//! One client connection: TCP from a chosen loopback source address, the WebSocket upgrade with
+//! our subprotocol, `auth` → `welcome`, then the idle loop (pings out, pongs in, a `refresh` when
+//! the server warns that the access token is expiring) until told to stop.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use futures::{SinkExt, StreamExt};
+use session_client::proto::ws::{ClientFrame, ServerFrame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{header, HeaderValue, Request};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use super::sessions::Tokens;
+use super::tally::Tally;
+use super::Encoding;
+
+/// Used when `welcome` announces no usable interval.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+/// How long our own close handshake may take before the socket is simply dropped.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The server's socket address (loopback).
+    pub addr: SocketAddr,
+    /// `ws://host:port/ws`.
+    url: String,
+    encoding: Encoding,
+    timeout: Duration,
+}
+
+impl Target {
+    /// Resolves `base` (already checked to be a loopback http:// URL) to the `/ws` endpoint.
+    pub async fn resolve(base: &str, encoding: Encoding, timeout: Duration) -> anyhow::Result<Self> {
+        let url = reqwest::Url::parse(base)?;
+        let host = url.host_str().context("--base-url has no host")?.to_owned();
+        let port = url.port_or_known_default().context("--base-url has no port")?;
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let addr = tokio::net::lookup_host((bare, port))
+            .await
+            .with_context(|| format!("resolving {host}"))?
+            .find(|a| a.ip().is_loopback())
+            .with_context(|| format!("{host} does not resolve to a loopback address"))?;
+        Ok(Self { addr, url: format!("ws://{host}:{port}/ws"), encoding, timeout })
+    }
+
+    fn request(&self) -> anyhow::Result<Request<()>> {
+        let mut request = self.url.as_str().into_client_request()?;
+        let protocol = match self.encoding {
+            Encoding::Msgpack => SUBPROTOCOL_MSGPACK,
+            Encoding::Json => SUBPROTOCOL_JSON,
+        };
+        request.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
+        Ok(request)
+    }
+}
+
+/// Why a connection could not be opened, or stopped early.
+#[derive(Debug)]
+pub enum Failure {
+    /// TCP connect (or bind) failed.
+    Connect(std::io::ErrorKind),
+    /// The HTTP upgrade failed (status, or a handshake error such as a missing subprotocol).
+    Upgrade(String),
+    /// The server closed with this code, after an `error` (its code) or `revoked`/`draining`.
+    Closed { code: Option<u16>, reason: Option<String> },
+    /// No `welcome` within the timeout.
+    Timeout,
+    /// Anything else: an I/O error mid-stream, an undecodable frame.
+    Other(String),
+}
+
+impl Failure {
+    /// The bucket this failure is counted in.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Connect(kind) => format!("connect: {kind}"),
+            Self::Upgrade(e) => format!("upgrade: {e}"),
+            Self::Closed { code, reason } => {
+                let code = code.map_or_else(|| "without code".to_owned(), |c| c.to_string());
+                format!("close {code} ({})", reason.as_deref().unwrap_or("no reason frame"))
+            }
+            Self::Timeout => "timeout".to_owned(),
+            Self::Other(e) => e.clone(),
+        }
+    }
+}
+
+/// How a held connection ended.
+pub enum Ended {
+    /// We closed it when told to stop.
+    Stopped,
+    /// It ended before that, for this reason (a [`Failure::key`]).
+    Lost(String),
+}
+
+/// What woke the idle loop.
+enum Event {
+    Stop,
+    Tick,
+    Frame(Result<ServerFrame, Failure>),
+}
+
+/// An authenticated connection.
+pub struct Live {
+    ws: WebSocketStream<TcpStream>,
+    encoding: Encoding,
+    refresh: Option<String>,
+    /// The server's announced ping interval.
+    pub heartbeat_interval: Duration,
+}
+
+/// Small buffers: the load generator holds up to ~20,000 of these, and idle connections move a
+/// few dozen bytes a second (tungstenite's defaults are 128 KiB each way).
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_message_size(Some(64 << 10))
+        .max_frame_size(Some(64 << 10))
+}
+
+/// Connects from `source` (or a kernel-chosen address), upgrades, authenticates and waits for
+/// `welcome`, all within the target's timeout.
+pub async fn open(target: &Target, source: Option<IpAddr>, tokens: Tokens) -> Result<Live, Failure> {
+    match tokio::time::timeout(target.timeout, open_unbounded(target, source, tokens)).await {
+        Ok(result) => result,
+        Err(_) => Err(Failure::Timeout),
+    }
+}
+
+async fn open_unbounded(target: &Target, source: Option<IpAddr>, tokens: Tokens) -> Result<Live, Failure> {
+    let socket = if target.addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() };
+    let socket = socket.map_err(|e| Failure::Connect(e.kind()))?;
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0)).map_err(|e| Failure::Connect(e.kind()))?;
+    }
+    let stream = socket.connect(target.addr).await.map_err(|e| Failure::Connect(e.kind()))?;
+    // Idle connections send a few small frames: don't let Nagle hold a ping back.
+    let _ = stream.set_nodelay(true);
+    let request = target.request().map_err(|e| Failure::Other(format!("request: {e}")))?;
+    let (ws, _response) = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))
+        .await
+        .map_err(|e| Failure::Upgrade(upgrade_error(&e)))?;
+
+    let mut live =
+        Live { ws, encoding: target.encoding, refresh: tokens.refresh, heartbeat_interval: DEFAULT_HEARTBEAT };
+    live.send(&ClientFrame::Auth { id: Some(1), token: tokens.access }).await?;
+    loop {
+        match live.next_frame().await? {
+            ServerFrame::Welcome { heartbeat_interval_ms, .. } => {
+                if heartbeat_interval_ms > 0 {
+                    live.heartbeat_interval = Duration::from_millis(heartbeat_interval_ms);
+                }
+                return Ok(live);
+            }
+            frame => {
+                if let Some(reason) = closing_reason(&frame) {
+                    return Err(live.await_close(reason).await);
+                }
+            }
+        }
+    }
+}
+
+/// A short, countable description of a failed upgrade.
+fn upgrade_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
+    use tokio_tungstenite::tungstenite::Error;
+    match e {
+        Error::Http(response) => format!("HTTP {}", response.status().as_u16()),
+        Error::Io(io) => format!("{}", io.kind()),
+        other => other.to_string(),
+    }
+}
+
+/// The reason a frame announces the server is about to close, if it does.
+fn closing_reason(frame: &ServerFrame) -> Option<String> {
+    match frame {
+        ServerFrame::Error { code, close_code: Some(_), .. } => Some(code.clone()),
+        ServerFrame::Revoked { reason } => Some(format!("revoked: {reason}")),
+        ServerFrame::Draining { .. } => Some("draining".to_owned()),
+        _ => None,
+    }
+}
+
+impl Live {
+    async fn send(&mut self, frame: &ClientFrame) -> Result<(), Failure> {
+        let message = match self.encoding {
+            Encoding::Msgpack => {
+                rmp_serde::to_vec_named(frame).map(|b| Message::Binary(b.into())).map_err(|e| e.to_string())
+            }
+            Encoding::Json => serde_json::to_string(frame).map(|s| Message::Text(s.into())).map_err(|e| e.to_string()),
+        };
+        let message = message.map_err(|e| Failure::Other(format!("encode: {e}")))?;
+        self.ws.send(message).await.map_err(|e| Failure::Other(format!("send: {e}")))
+    }
+
+    /// The next data frame, decoded; a close or the end of the stream is a [`Failure`].
+    async fn next_frame(&mut self) -> Result<ServerFrame, Failure> {
+        loop {
+            let message = match self.ws.next().await {
+                None => return Err(Failure::Other("connection reset".to_owned())),
+                Some(Err(e)) => return Err(Failure::Other(format!("read: {e}"))),
+                Some(Ok(m)) => m,
+            };
+            match (self.encoding, message) {
+                (Encoding::Msgpack, Message::Binary(b)) => {
+                    return rmp_serde::from_slice(&b).map_err(|e| Failure::Other(format!("bad msgpack frame: {e}")))
+                }
+                (Encoding::Json, Message::Text(t)) => {
+                    return serde_json::from_str(&t).map_err(|e| Failure::Other(format!("bad json frame: {e}")))
+                }
+                (_, Message::Close(frame)) => {
+                    return Err(Failure::Closed { code: frame.map(|f| u16::from(f.code)), reason: None })
+                }
+                (_, Message::Binary(_) | Message::Text(_)) => {
+                    return Err(Failure::Other("frame of the wrong kind for the subprotocol".to_owned()))
+                }
+                // Control frames: tungstenite answers pings itself.
+                _ => {}
+            }
+        }
+    }
+
+    /// After a frame announcing a close: reads on until the close arrives (at most
+    /// [`CLOSE_WAIT`]) and reports its code with the announced reason.
+    async fn await_close(&mut self, reason: String) -> Failure {
+        let closed = tokio::time::timeout(CLOSE_WAIT, async {
+            loop {
+                match self.next_frame().await {
+                    Ok(_) => {}
+                    Err(Failure::Closed { code, .. }) => return code,
+                    Err(_) => return None,
+                }
+            }
+        })
+        .await;
+        match closed {
+            Ok(code) => Failure::Closed { code, reason: Some(reason) },
+            Err(_) => Failure::Closed { code: None, reason: Some(format!("{reason}, then no close")) },
+        }
+    }
+
+    /// Keeps the connection alive: a `ping` every `every` (the first after `first`), answering
+    /// `token_expiring` with a `refresh`, until `stop` (then closes with 1000) or the server ends it.
+    pub async fn hold(mut self, first: Duration, every: Duration, stop: &CancellationToken, tally: &Tally) -> Ended {
+        let mut ticker = interval_at(Instant::now() + first, every);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut next_id = 2;
+        loop {
+            // `next_frame` is cancel-safe (it only awaits `StreamExt::next`), so losing the race
+            // to the ticker drops no frame.
+            let event = tokio::select! {
+                () = stop.cancelled() => Event::Stop,
+                _ = ticker.tick() => Event::Tick,
+                frame = self.next_frame() => Event::Frame(frame),
+            };
+            let step = match event {
+                Event::Stop => {
+                    self.close().await;
+                    return Ended::Stopped;
+                }
+                Event::Tick => {
+                    tally.pings.fetch_add(1, Ordering::Relaxed);
+                    next_id += 1;
+                    self.send(&ClientFrame::Ping { id: Some(next_id), ts: unix_millis() }).await.map(|()| None)
+                }
+                Event::Frame(Ok(frame)) => self.handle(frame, &mut next_id, tally).await,
+                Event::Frame(Err(failure)) => Err(failure),
+            };
+            match step {
+                Ok(None) => {}
+                Ok(Some(reason)) => return Ended::Lost(self.await_close(reason).await.key()),
+                Err(failure) => return Ended::Lost(failure.key()),
+            }
+        }
+    }
+
+    /// Handles one frame of the idle phase; `Some(reason)` when the server is about to close.
+    async fn handle(
+        &mut self,
+        frame: ServerFrame,
+        next_id: &mut u64,
+        tally: &Tally,
+    ) -> Result<Option<String>, Failure> {
+        match frame {
+            ServerFrame::Pong { ts, .. } => tally.pong(unix_millis().saturating_sub(ts)),
+            ServerFrame::TokenExpiring { .. } => {
+                tally.token_expiring.fetch_add(1, Ordering::Relaxed);
+                if let Some(refresh_token) = self.refresh.clone() {
+                    *next_id += 1;
+                    self.send(&ClientFrame::Refresh { id: Some(*next_id), refresh_token }).await?;
+                }
+            }
+            ServerFrame::Tokens { refresh_token, .. } => {
+                tally.refreshed.fetch_add(1, Ordering::Relaxed);
+                self.refresh = Some(refresh_token);
+            }
+            ServerFrame::Error { code, close_code: None, .. } => tally.error(code),
+            frame => return Ok(closing_reason(&frame)),
+        }
+        Ok(None)
+    }
+
+    /// Our side of the close handshake, bounded by [`CLOSE_WAIT`].
+    async fn close(&mut self) {
+        let frame = CloseFrame { code: CloseCode::Normal, reason: "load test over".into() };
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            if self.ws.close(Some(frame)).await.is_ok() {
+                while let Some(Ok(_)) = self.ws.next().await {}
+            }
+        })
+        .await;
+    }
+}
+
+fn unix_millis() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_counted_by_close_code_and_reason() {
+        let f = Failure::Closed { code: Some(4100), reason: Some("invalid_token".into()) };
+        assert_eq!(f.key(), "close 4100 (invalid_token)");
+        assert_eq!(Failure::Closed { code: None, reason: None }.key(), "close without code (no reason frame)");
+        assert_eq!(Failure::Connect(std::io::ErrorKind::AddrNotAvailable).key(), "connect: address not available");
+    }
+
+    #[test]
+    fn frames_announcing_a_close_give_their_reason() {
+        let err = |close_code| ServerFrame::Error { id: None, code: "x".into(), message: String::new(), close_code };
+        assert_eq!(closing_reason(&err(Some(4001))).as_deref(), Some("x"));
+        assert_eq!(closing_reason(&err(None)), None);
+        assert_eq!(
+            closing_reason(&ServerFrame::Revoked { reason: "logout".into() }).as_deref(),
+            Some("revoked: logout")
+        );
+        assert_eq!(closing_reason(&ServerFrame::Draining { reconnect_after_ms: 5 }).as_deref(), Some("draining"));
+    }
+
+    #[tokio::test]
+    async fn the_upgrade_request_offers_the_chosen_subprotocol() {
+        let target = Target::resolve("http://127.0.0.1:9", Encoding::Msgpack, Duration::from_secs(1)).await.unwrap();
+        let request = target.request().unwrap();
+        assert_eq!(request.uri(), "ws://127.0.0.1:9/ws");
+        assert_eq!(request.headers()[header::SEC_WEBSOCKET_PROTOCOL], "session.v1.msgpack");
+    }
+}

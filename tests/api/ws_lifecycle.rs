@@ -1,0 +1,150 @@
+//! Deadlines over a connection's life (heartbeat, access-token warning and expiry, enforced by
+//! `Gateway::sweep` at the manual clock's time) and presence (`online`, batched `last_seen_at`).
+//! Heartbeat runs on SQLite only (no store access); the rest on both stores.
+
+use chrono::{DateTime, Duration, Utc};
+use reqwest::Method;
+use session_client::proto::ws::{close, ClientFrame, ServerFrame};
+use uuid::Uuid;
+
+use crate::helpers::*;
+use crate::ws_client::*;
+
+async fn silence_past_the_heartbeat_timeout_closes_with_heartbeat_timeout(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for encoding in Encoding::BOTH {
+        let created = app.create_session("user-1").await;
+        let mut ws = app.ws_live(encoding, &created).await;
+        app.advance(Duration::seconds(30));
+        ws.ping(1).await;
+        app.advance(Duration::seconds(45));
+        app.state().gateway.sweep();
+        // Had the sweep queued a push, it would come before this pong.
+        ws.ping(2).await;
+        app.advance(Duration::milliseconds(45_001));
+        app.state().gateway.sweep();
+        ws.expect_closing_error("heartbeat_timeout", close::HEARTBEAT_TIMEOUT).await;
+    }
+}
+
+/// Moves the clock so that it reads `at_ms`.
+fn advance_to(app: &TestApp, at_ms: i64) {
+    app.advance(Duration::milliseconds(at_ms - app.now().timestamp_millis()));
+}
+
+async fn token_expiring_comes_once_per_token_and_expiry_closes_with_token_expired(backend: Backend) {
+    let app = spawn_app_with(backend, |o| o.ws_heartbeat_timeout_ms = Some(A_YEAR_MS)).await;
+    for encoding in Encoding::BOTH {
+        let created = app.create_session("user-1").await;
+        let mut ws = app.ws(encoding, Some(&created.access)).await;
+        let ServerFrame::Welcome { access_token_expires_at: exp, .. } = ws.next_frame().await else {
+            panic!("expected welcome")
+        };
+        advance_to(&app, exp - 60_001);
+        app.state().gateway.sweep();
+        ws.ping(1).await;
+        advance_to(&app, exp - 60_000);
+        app.state().gateway.sweep();
+        assert_eq!(ws.next_frame().await, ServerFrame::TokenExpiring { access_token_expires_at: exp });
+        app.state().gateway.sweep();
+        ws.ping(2).await;
+
+        ws.send(&ClientFrame::Refresh { id: Some(3), refresh_token: created.refresh.clone() }).await;
+        let ServerFrame::Tokens { access_token_expires_at: exp2, .. } = ws.next_frame().await else {
+            panic!("expected tokens")
+        };
+        assert!(exp2 > exp);
+        advance_to(&app, exp2 - 60_000);
+        app.state().gateway.sweep();
+        assert_eq!(ws.next_frame().await, ServerFrame::TokenExpiring { access_token_expires_at: exp2 });
+
+        advance_to(&app, exp2 + 29_999);
+        app.state().gateway.sweep();
+        ws.ping(4).await;
+        advance_to(&app, exp2 + 30_000);
+        app.state().gateway.sweep();
+        ws.expect_closing_error("token_expired", close::TOKEN_EXPIRED).await;
+    }
+}
+
+/// `online` of `id` in the three views that show it.
+async fn online_everywhere(app: &TestApp, id: Uuid, user: &str, access: &str) -> [bool; 3] {
+    let one = app.get_session(id).await["online"].as_bool().expect("online");
+    let me = expect_json(app.me(access).await, reqwest::StatusCode::OK).await;
+    let listed = app.reader(Method::GET, &format!("/sessions/user/{user}")).send().await.unwrap();
+    let listed = expect_json(listed, reqwest::StatusCode::OK).await;
+    let find = |v: &serde_json::Value| {
+        v["sessions"].as_array().expect("sessions").iter().find(|s| s["id"] == id.to_string()).expect("listed")
+            ["online"]
+            .as_bool()
+            .expect("online")
+    };
+    [one, find(&me), find(&listed)]
+}
+
+async fn presence_shows_online_while_connected(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for encoding in Encoding::BOTH {
+        let created = app.create_session("user-1").await;
+        let other = app.create_session("user-1").await;
+        assert_eq!(online_everywhere(&app, created.id, "user-1", &other.access).await, [false; 3]);
+        let ws = app.ws_live(encoding, &created).await;
+        assert_eq!(online_everywhere(&app, created.id, "user-1", &other.access).await, [true; 3]);
+        assert_eq!(online_everywhere(&app, other.id, "user-1", &other.access).await, [false; 3]);
+        ws.close().await;
+        assert_eq!(online_everywhere(&app, created.id, "user-1", &other.access).await, [false; 3]);
+    }
+}
+
+fn at_ms(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(t.timestamp_millis())
+}
+
+async fn stored_last_seen(app: &TestApp, id: Uuid) -> Option<DateTime<Utc>> {
+    app.state().store.get_session(id).await.unwrap().expect("the session").last_seen_at
+}
+
+async fn flush(app: &TestApp) {
+    app.state().gateway.flush_presence(app.state().store.as_ref()).await;
+}
+
+async fn last_seen_reaches_the_store_in_batches_not_per_heartbeat(backend: Backend) {
+    // Only the test flushes.
+    let app = spawn_app_with(backend, |o| o.presence_flush_ms = Some(A_YEAR_MS)).await;
+    for encoding in Encoding::BOTH {
+        let created = app.create_session("user-1").await;
+        let mut ws = app.ws_live(encoding, &created).await;
+        let connected = app.now();
+        flush(&app).await;
+        assert_eq!(stored_last_seen(&app, created.id).await, at_ms(connected));
+
+        for i in 0..3 {
+            app.advance(Duration::seconds(5));
+            ws.ping(i).await;
+        }
+        assert_eq!(stored_last_seen(&app, created.id).await, at_ms(connected), "pings alone write nothing");
+        let view = app.get_session(created.id).await;
+        assert_eq!(Some(ts(&view["last_seen_at"])), at_ms(app.now()), "the API shows the live value");
+        flush(&app).await;
+        assert_eq!(stored_last_seen(&app, created.id).await, at_ms(app.now()));
+        let unchanged = app.stored_rows("audit_log").await;
+
+        // Activity of a connection that has since closed is flushed too.
+        app.advance(Duration::seconds(5));
+        ws.ping(9).await;
+        let last = app.now();
+        ws.close().await;
+        app.advance(Duration::seconds(5));
+        flush(&app).await;
+        assert_eq!(stored_last_seen(&app, created.id).await, at_ms(last));
+        assert_eq!(app.stored_rows("audit_log").await, unchanged, "presence is not audited");
+    }
+}
+
+sqlite_only!(silence_past_the_heartbeat_timeout_closes_with_heartbeat_timeout);
+
+both!(
+    token_expiring_comes_once_per_token_and_expiry_closes_with_token_expired,
+    presence_shows_online_while_connected,
+    last_seen_reaches_the_store_in_batches_not_per_heartbeat,
+);
