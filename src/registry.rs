@@ -214,6 +214,13 @@ impl Registry {
         }
     }
 
+    /// Puts back activity a failed flush could not write, for the next flush (writing a time
+    /// twice is harmless: the store never moves `last_seen` backwards).
+    pub fn requeue_seen(&self, seen: Vec<(Uuid, DateTime<Utc>)>) {
+        let mut departed = self.departed.lock().unwrap_or_else(|e| e.into_inner());
+        departed.extend(seen.into_iter().map(|(id, at)| (id, at.timestamp_millis())));
+    }
+
     /// Activity not yet written to the store: live connections seen since the last call, and
     /// connections that ended. Marks them flushed.
     pub fn take_seen(&self) -> Vec<(Uuid, DateTime<Utc>)> {
@@ -325,5 +332,17 @@ mod tests {
         cb.touch(3_000);
         r.unregister(&cb);
         assert_eq!(r.take_seen(), vec![(b, DateTime::from_timestamp_millis(3_000).unwrap())]);
+    }
+
+    #[test]
+    fn activity_from_a_failed_flush_goes_out_with_the_next_one() {
+        let (r, root) = registry();
+        let a = Uuid::new_v4();
+        let conn = r.register(a, "u", 1_000_000, 5_000, &root);
+        let failed = r.take_seen();
+        assert!(r.take_seen().is_empty());
+        r.requeue_seen(failed.clone());
+        assert_eq!(r.take_seen(), failed);
+        drop(conn);
     }
 }

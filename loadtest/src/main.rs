@@ -52,18 +52,7 @@ async fn rest(args: Args) -> anyhow::Result<()> {
     // One pool for every worker: at least one idle connection per worker survives between its
     // requests, so the run measures the server, not connection set-up. HTTP/1.1 only, one
     // request in flight per connection, as a gateway fleet would behave.
-    let http = reqwest::Client::builder()
-        .http1_only()
-        .pool_max_idle_per_host(args.workers())
-        .tcp_nodelay(true)
-        .timeout(args.request_timeout())
-        .user_agent(concat!("loadtest/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the HTTP client")?;
-    http.get(format!("{base}/healthz"))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {base}: is the server running?"))?;
+    let http = http_client(&base, args.workers(), args.request_timeout()).await?;
 
     let run_id = format!("{:x}{:x}", std::process::id(), unix_nanos() % (1 << 40));
     let mut run = Run {
@@ -116,6 +105,23 @@ async fn rest(args: Args) -> anyhow::Result<()> {
         bail!("no request succeeded in the measured window");
     }
     Ok(())
+}
+
+/// An HTTP/1.1 client pooled for `pool` concurrent requests, after checking that `base` answers.
+async fn http_client(base: &str, pool: usize, timeout: std::time::Duration) -> anyhow::Result<reqwest::Client> {
+    let http = reqwest::Client::builder()
+        .http1_only()
+        .pool_max_idle_per_host(pool)
+        .tcp_nodelay(true)
+        .timeout(timeout)
+        .user_agent(concat!("loadtest/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client")?;
+    http.get(format!("{base}/healthz"))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {base}: is the server running?"))?;
+    Ok(http)
 }
 
 fn unix_nanos() -> u128 {

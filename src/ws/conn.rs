@@ -467,7 +467,7 @@ mod tests {
     use crate::tokens::{AccessTokens, RefreshSecrets, SigningKeyPair};
     use crate::ws::GatewayConfig;
 
-    type Duplex = futures::stream::SelectAll<futures::stream::Empty<Result<Message, axum::Error>>>;
+    type Duplex = futures::stream::Empty<Result<Message, axum::Error>>;
 
     /// A socket type with the right shape; the futures below are measured, never run.
     struct NullSocket(Duplex);
@@ -521,7 +521,8 @@ mod tests {
             registry.clone(),
         ));
         let gw = Arc::new(Gateway::new(sessions, registry, GatewayConfig::default(), Arc::new(SystemClock)));
-        let socket = Socket::new(NullSocket(Duplex::new()), Encoding::Json, std::time::Duration::from_secs(1));
+        let socket =
+            Socket::new(NullSocket(futures::stream::empty()), Encoding::Json, std::time::Duration::from_secs(1));
         let future = serve(socket, gw, None, None);
         let size = std::mem::size_of_val(&future);
         eprintln!("connection task future: {size} bytes");

@@ -16,7 +16,6 @@ use std::time::Duration;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
-use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -150,7 +149,8 @@ impl Gateway {
             return;
         }
         if let Err(e) = store.touch_last_seen(&seen).await {
-            tracing::warn!(error = %e, sessions = seen.len(), "flushing last_seen failed; dropping this batch");
+            tracing::warn!(error = %e, sessions = seen.len(), "flushing last_seen failed; retrying next flush");
+            self.registry.requeue_seen(seen);
         }
     }
 
@@ -208,12 +208,7 @@ async fn upgrade(
         .max_message_size(64 * 1024)
         .max_frame_size(64 * 1024);
     let encoding = Encoding::from_protocol(ws.selected_protocol().and_then(|p| p.to_str().ok()));
-    let bearer = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned());
+    let bearer = crate::http::auth::bearer(&headers).map(str::to_owned);
     let tasks = gw.tasks.clone();
     ws.on_upgrade(move |socket| {
         let socket = conn::Socket::new(socket, encoding, gw.config.write_timeout);

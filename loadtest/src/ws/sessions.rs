@@ -28,17 +28,7 @@ impl fmt::Debug for Tokens {
 
 /// Creates `count` sessions, `concurrency` requests at a time, printing progress.
 pub async fn create(base: &str, service_key: &str, count: usize, concurrency: usize) -> anyhow::Result<Vec<Tokens>> {
-    let http = reqwest::Client::builder()
-        .http1_only()
-        .pool_max_idle_per_host(concurrency)
-        .timeout(Duration::from_secs(10))
-        .user_agent(concat!("loadtest/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the HTTP client")?;
-    http.get(format!("{base}/healthz"))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {base}: is the server running?"))?;
+    let http = crate::http_client(base, concurrency, Duration::from_secs(10)).await?;
     let service = ServiceClient::with_client(base, service_key, http);
     let run_id = format!("{:x}{:x}", std::process::id(), crate::unix_nanos() % (1 << 40));
 
