@@ -13,15 +13,87 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::bus::memory::{MemoryBus, MemoryHub};
+use crate::bus::redis::{RedisBus, RedisOptions};
+use crate::bus::{Bus, SessionCache};
 use crate::clock::Clock;
+use crate::cluster::{Cluster, ClusterConfig};
 use crate::config::{KeySource, Scope, ServiceKeySpec, Settings};
 use crate::http::auth::{hash_service_key, ServiceKeys};
+use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::session::SessionService;
+use crate::session::{Policy, Ports, SessionService};
 use crate::state::AppState;
+use crate::store::Store;
 use crate::tokens::keys::{write_private, VerificationKey};
 use crate::tokens::{AccessTokens, RefreshSecrets, SigningKeyPair};
-use crate::ws::Gateway;
+use crate::ws::{Gateway, GatewayConfig};
+
+/// The shared backends of a node: the store, and the bus with its session cache.
+#[derive(Clone)]
+pub struct Backends {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
+    pub cache: Arc<dyn SessionCache>,
+}
+
+impl Backends {
+    /// `store` with an in-process bus of its own: a single node.
+    pub fn single_node(store: Arc<dyn Store>, liveness_ttl: std::time::Duration) -> Self {
+        Self::on_hub(store, &MemoryHub::new(liveness_ttl))
+    }
+
+    /// `store` with a node's handle on `hub`, shared with the other nodes of this process.
+    pub fn on_hub(store: Arc<dyn Store>, hub: &Arc<MemoryHub>) -> Self {
+        let bus = Arc::new(MemoryBus::new(hub.clone()));
+        Self { store, bus: bus.clone(), cache: bus }
+    }
+
+    /// `store` with the Redis bus.
+    pub async fn with_redis(store: Arc<dyn Store>, options: RedisOptions) -> anyhow::Result<Self> {
+        let bus = Arc::new(RedisBus::connect(options).await.context("connecting to Redis")?);
+        Ok(Self { store, bus: bus.clone(), cache: bus })
+    }
+}
+
+/// A node's parts, wired together.
+pub struct Parts {
+    pub metrics: Arc<Metrics>,
+    pub cluster: Arc<Cluster>,
+    pub sessions: Arc<SessionService>,
+    pub gateway: Arc<Gateway>,
+}
+
+/// What a node runs on besides its backends.
+pub struct Wiring {
+    pub clock: Arc<dyn Clock>,
+    pub access: Arc<AccessTokens>,
+    pub refresh: RefreshSecrets,
+    pub policy: Policy,
+    pub gateway: GatewayConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// Wires the domain, the cluster membership and the gateway over `backends`. Also used by tests
+/// that drive the gateway without HTTP.
+pub fn assemble(backends: Backends, wiring: Wiring) -> Parts {
+    let Wiring { clock, access, refresh, policy, gateway, cluster } = wiring;
+    let metrics = Arc::new(Metrics::new());
+    let registry = Arc::new(Registry::new());
+    let cluster =
+        Cluster::new(backends.bus.clone(), registry, backends.store.clone(), metrics.clone(), clock.clone(), cluster);
+    let ports = Ports {
+        store: backends.store,
+        cache: backends.cache,
+        clock: clock.clone(),
+        access,
+        listener: cluster.clone(),
+        metrics: metrics.clone(),
+    };
+    let sessions = Arc::new(SessionService::new(ports, refresh, policy));
+    let gateway = Arc::new(Gateway::new(sessions.clone(), cluster.clone(), metrics.clone(), gateway, clock));
+    Parts { metrics, cluster, sessions, gateway }
+}
 
 /// A node, bound and ready to serve.
 pub struct App {
@@ -51,19 +123,33 @@ pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<
         [] => vec![default_service_key(&settings.data_dir)?],
         keys => keys.to_vec(),
     };
-    let registry = Arc::new(Registry::new());
-    let sessions = Arc::new(SessionService::new(
-        store.clone(),
-        clock.clone(),
-        access.clone(),
-        RefreshSecrets::new(refresh_key, pepper),
-        settings.policy.clone(),
-        registry.clone(),
-    ));
-    let gateway = Arc::new(Gateway::new(sessions.clone(), registry.clone(), settings.gateway.clone(), clock));
-    let service_keys = Arc::new(ServiceKeys::new(&service_keys));
-    let state = AppState { sessions, store, access, service_keys, registry, gateway };
+    let backends = match &settings.redis {
+        Some(options) => Backends::with_redis(store.clone(), options.clone()).await?,
+        None => Backends::single_node(store.clone(), settings.cluster_liveness_ttl),
+    };
     let listener = TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+    let advertised_addr = listener.local_addr().context("reading the bound address")?.to_string();
+    let wiring = Wiring {
+        clock,
+        access: access.clone(),
+        refresh: RefreshSecrets::new(refresh_key, pepper),
+        policy: settings.policy.clone(),
+        gateway: settings.gateway.clone(),
+        cluster: ClusterConfig { advertised_addr, ..settings.cluster.clone() },
+    };
+    let parts = assemble(backends, wiring);
+    parts.cluster.join().await.context("joining the cluster (subscribing to this node's channel)")?;
+    let service_keys = Arc::new(ServiceKeys::new(&service_keys));
+    let state = AppState {
+        sessions: parts.sessions,
+        store,
+        access,
+        service_keys,
+        registry: parts.cluster.registry().clone(),
+        gateway: parts.gateway,
+        cluster: parts.cluster,
+        metrics: parts.metrics,
+    };
     Ok(App { listener, state, settings })
 }
 
@@ -85,7 +171,14 @@ impl App {
         tasks.spawn(sweep_loop(self.state.clone(), self.settings.sweep_interval, cancel.clone()));
         let gateway = self.state.gateway.clone();
         tasks.spawn(gateway.clone().run_sweeper(self.state.store.clone(), cancel.clone()));
-        tracing::info!(addr = %self.local_addr(), store = self.state.store.backend(), "listening");
+        tasks.spawn(self.state.cluster.clone().run(cancel.clone()));
+        tracing::info!(
+            addr = %self.local_addr(),
+            store = self.state.store.backend(),
+            bus = self.state.cluster.bus().kind(),
+            node = self.state.cluster.node_id(),
+            "listening"
+        );
         let router = crate::http::router(self.state, self.settings.max_body_bytes);
         let draining = async move {
             shutdown.await;

@@ -203,6 +203,30 @@ pub struct Overrides {
     /// Shutdown: upper bound of the random reconnect delay sent to clients [default: 5000].
     #[arg(long, env = "DRAIN_JITTER_MS")]
     pub drain_jitter_ms: Option<u64>,
+    /// Redis for the cross-node bus, presence and session cache: one `redis://` URL, or several
+    /// comma-separated seed URLs of a Redis Cluster [default: none: a single node with an
+    /// in-process bus].
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key and channel, one per deployment [default: session].
+    #[arg(long, env = "REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// Longest wait for one Redis command before the node degrades to the store [default: 500].
+    #[arg(long, env = "REDIS_TIMEOUT_MS")]
+    pub redis_timeout_ms: Option<u64>,
+    /// How long the session cache keeps an entry nobody changes [default: 3600].
+    #[arg(long, env = "CACHE_TTL_SECS")]
+    pub cache_ttl_secs: Option<u64>,
+    /// How often a node renews its liveness key [default: 1000].
+    #[arg(long, env = "NODE_HEARTBEAT_MS")]
+    pub node_heartbeat_ms: Option<u64>,
+    /// TTL of a node's liveness key: a dead node's sessions read offline within this plus one
+    /// heartbeat [default: 3000; at least twice the heartbeat].
+    #[arg(long, env = "NODE_LIVENESS_TTL_MS")]
+    pub node_liveness_ttl_ms: Option<u64>,
+    /// How often each node re-checks its live connections against the store [default: 30000].
+    #[arg(long, env = "RECONCILE_INTERVAL_MS")]
+    pub reconcile_interval_ms: Option<u64>,
     /// Per-platform lifetimes; TOML only.
     #[arg(skip)]
     pub platforms: Option<HashMap<String, PlatformLifetimes>>,
@@ -253,6 +277,13 @@ impl Overrides {
             presence_flush_ms,
             drain_timeout_ms,
             drain_jitter_ms,
+            redis_url,
+            redis_prefix,
+            redis_timeout_ms,
+            cache_ttl_secs,
+            node_heartbeat_ms,
+            node_liveness_ttl_ms,
+            reconcile_interval_ms,
             platforms,
         )
     }
@@ -296,6 +327,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
     pub gateway: crate::ws::GatewayConfig,
+    /// `None`: a single node on the in-process bus.
+    pub redis: Option<crate::bus::redis::RedisOptions>,
+    pub cluster: crate::cluster::ClusterConfig,
+    pub cluster_liveness_ttl: std::time::Duration,
 }
 
 impl Settings {
@@ -312,6 +347,7 @@ impl Settings {
     /// Applies defaults to whatever `o` leaves unset, and checks the result.
     pub fn resolve(o: Overrides) -> anyhow::Result<Self> {
         let gateway = gateway_config(&o);
+        let (cluster, cluster_liveness_ttl, redis) = cluster_config(&o)?;
         let data_dir = o.data_dir.unwrap_or_else(|| PathBuf::from("data"));
         let default_db = format!("sqlite://{}", data_dir.join("sessions.db").display());
         let secs = |v: Option<i64>, default: Duration, name: &str| -> anyhow::Result<Duration> {
@@ -365,6 +401,9 @@ impl Settings {
             max_body_bytes: o.max_body_bytes.unwrap_or(64 * 1024),
             log_format: o.log_format.unwrap_or(LogFormat::Text),
             data_dir,
+            redis,
+            cluster,
+            cluster_liveness_ttl,
         })
     }
 }
@@ -393,6 +432,31 @@ fn gateway_config(o: &Overrides) -> crate::ws::GatewayConfig {
         drain_jitter: o.drain_jitter_ms.map_or(d.drain_jitter, std::time::Duration::from_millis),
         ..d
     }
+}
+
+type ClusterSettings = (crate::cluster::ClusterConfig, std::time::Duration, Option<crate::bus::redis::RedisOptions>);
+
+fn cluster_config(o: &Overrides) -> anyhow::Result<ClusterSettings> {
+    use std::time::Duration as StdDuration;
+    let d = crate::cluster::ClusterConfig::default();
+    let r = crate::bus::redis::RedisOptions::default();
+    let ms = |v: Option<u64>, default: StdDuration| v.map_or(default, |v| StdDuration::from_millis(v.max(1)));
+    let heartbeat = ms(o.node_heartbeat_ms, d.heartbeat_interval);
+    let ttl = ms(o.node_liveness_ttl_ms, r.liveness_ttl);
+    anyhow::ensure!(ttl >= heartbeat * 2, "node_liveness_ttl_ms must be at least twice node_heartbeat_ms");
+    let cluster = crate::cluster::ClusterConfig {
+        heartbeat_interval: heartbeat,
+        reconcile_interval: ms(o.reconcile_interval_ms, d.reconcile_interval),
+        ..d
+    };
+    let redis = o.redis_url.as_ref().map(|url| crate::bus::redis::RedisOptions {
+        url: url.0.clone(),
+        prefix: o.redis_prefix.clone().unwrap_or(r.prefix.clone()),
+        liveness_ttl: ttl,
+        cache_ttl: o.cache_ttl_secs.map_or(r.cache_ttl, |s| StdDuration::from_secs(s.max(1))),
+        timeout: ms(o.redis_timeout_ms, r.timeout),
+    });
+    Ok((cluster, ttl, redis))
 }
 
 fn read_file(path: &Path) -> anyhow::Result<Overrides> {

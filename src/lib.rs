@@ -14,12 +14,20 @@
 //! - [`error`]: the API error type, rendered as RFC 9457 problem details.
 //! - [`ws`]: the real-time gateway (`GET /ws`): handshake, heartbeats, refresh, pushes, draining.
 //! - [`registry`]: the live connections this node holds (dashmap) and presence.
+//! - [`bus`]: the cross-node bus (Redis or in-process): control messages, the presence
+//!   directory, node liveness and the session cache.
+//! - [`cluster`]: this node as a cluster member: routing revocations, presence claims, liveness
+//!   beats and reconciliation against the store.
+//! - [`metrics`]: the node's Prometheus metrics.
 
 pub mod app;
+pub mod bus;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod registry;
 pub mod session;
 pub mod state;

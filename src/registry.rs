@@ -13,8 +13,6 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::session::RevocationListener;
-
 /// Pushes a connection's queue can hold. Pushes are rare (revoked, replaced, token warnings,
 /// timeouts), so a full queue means the connection task is stuck writing to a client that does
 /// not read: it is then killed rather than allowed to grow memory.
@@ -42,6 +40,9 @@ pub struct Conn {
     pub id: u64,
     pub session_id: Uuid,
     pub user_id: Arc<str>,
+    /// When this connection registered (epoch ms, system clock: nodes compare it with each
+    /// other): a replacement from another node closes only connections not newer than itself.
+    pub since_ms: i64,
     /// Bounded push queue. Not a tokio mpsc: that allocates a 32-slot block per channel up front
     /// (~1.3 KB per connection, measured), while a `VecDeque` allocates on the first push, which
     /// most connections never get. A std Mutex: held for a push or pop, never across an await.
@@ -149,6 +150,7 @@ impl Registry {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             session_id,
             user_id: Arc::from(user_id),
+            since_ms: chrono::Utc::now().timestamp_millis(),
             queue: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
             kill: parent.child_token(),
@@ -238,14 +240,6 @@ impl Registry {
     }
 }
 
-impl RevocationListener for Registry {
-    fn revoked(&self, session_id: Uuid, reason: &str) {
-        if let Some(conn) = self.get(&session_id) {
-            conn.push(Push::Revoked(Arc::from(reason)));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,10 +271,9 @@ mod tests {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let ca = r.register(a, "u", 1_000_000, 0, &root);
         let cb = r.register(b, "u", 1_000_000, 0, &root);
-        r.revoked(a, "logout");
+        r.get(&a).unwrap().push(Push::Revoked(Arc::from("logout")));
         assert_eq!(ca.try_next_push(), Some(Push::Revoked(Arc::from("logout"))));
         assert!(cb.try_next_push().is_none());
-        r.revoked(Uuid::new_v4(), "logout");
     }
 
     #[test]

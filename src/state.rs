@@ -2,7 +2,12 @@
 
 use std::sync::Arc;
 
+use crate::http::dto::SessionView;
+use crate::session::SessionRecord;
+
+use crate::cluster::Cluster;
 use crate::http::auth::ServiceKeys;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::session::SessionService;
 use crate::store::Store;
@@ -17,13 +22,39 @@ pub struct AppState {
     pub service_keys: Arc<ServiceKeys>,
     pub registry: Arc<Registry>,
     pub gateway: Arc<Gateway>,
+    pub cluster: Arc<Cluster>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
-    /// The API view of a session, with its presence on this node.
-    pub fn view(&self, session: crate::session::SessionRecord) -> crate::http::dto::SessionView {
+    /// The API views of sessions of one user, with their presence across the cluster.
+    pub async fn views(&self, sessions: Vec<SessionRecord>) -> Vec<SessionView> {
+        let Some(user) = sessions.first().map(|s| s.user_id.clone()) else { return Vec::new() };
+        let online = self.cluster.online_sessions(&user).await;
+        sessions
+            .into_iter()
+            .map(|s| {
+                let is_online = online.contains(&s.id);
+                self.render(s, is_online)
+            })
+            .collect()
+    }
+
+    /// The API view of one session, with its presence across the cluster.
+    pub async fn view(&self, session: SessionRecord) -> SessionView {
+        let online = self.cluster.online_sessions(&session.user_id).await.contains(&session.id);
+        self.render(session, online)
+    }
+
+    /// The view of a session created a moment ago: it cannot have a connection yet.
+    pub fn new_view(&self, session: SessionRecord) -> SessionView {
+        self.render(session, false)
+    }
+
+    fn render(&self, session: SessionRecord, online: bool) -> SessionView {
+        // Last activity: live from this node's registry, else as last flushed to the store.
         let live_seen =
             self.registry.get(&session.id).and_then(|c| chrono::DateTime::from_timestamp_millis(c.last_seen_ms()));
-        crate::http::dto::SessionView::new(session, self.sessions.now(), live_seen)
+        SessionView::new(session, self.sessions.now(), live_seen, online)
     }
 }

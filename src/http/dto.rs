@@ -44,7 +44,7 @@ pub struct SessionView {
 
 impl SessionView {
     /// The view at `now`; `live_seen` is the last activity of a live connection, if one exists.
-    pub fn new(s: SessionRecord, now: DateTime<Utc>, live_seen: Option<DateTime<Utc>>) -> Self {
+    pub fn new(s: SessionRecord, now: DateTime<Utc>, live_seen: Option<DateTime<Utc>>, online: bool) -> Self {
         Self {
             id: s.id,
             status: s.effective_status(now),
@@ -61,7 +61,7 @@ impl SessionView {
             revoked_at: s.revoked_at,
             revoke_reason: s.revoke_reason,
             last_seen_at: live_seen.max(s.last_seen_at),
-            online: live_seen.is_some(),
+            online,
             current: None,
         }
     }

@@ -1,8 +1,10 @@
 //! The REST API: one module per resource, merged here with the layers every route shares.
 
 pub mod auth;
+pub mod cluster;
 pub mod dto;
 pub mod extract;
+pub mod metrics;
 pub mod openapi;
 pub mod public;
 pub mod sessions;
@@ -23,7 +25,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(sessions::router())
         .merge(user::router())
         .merge(public::router())
+        .merge(cluster::router())
         .merge(crate::ws::router())
+        .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{dto, public, sessions, user};
+use super::{cluster, dto, public, sessions, user};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,7 +14,7 @@ use super::{dto, public, sessions, user};
         sessions::create, sessions::read, sessions::update, sessions::delete, sessions::extend,
         sessions::revoke, sessions::list, sessions::audit, sessions::user_audit,
         user::refresh, user::validate, user::me, user::logout, user::logout_all,
-        public::jwks, public::healthz, public::readyz, public::openapi,
+        public::jwks, public::healthz, public::readyz, public::openapi, cluster::stats, cluster::metrics,
     ),
     components(schemas(crate::error::Problem, dto::ListStatus)),
     modifiers(&Security),

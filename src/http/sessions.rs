@@ -56,7 +56,7 @@ pub async fn create(
         access_token_expires_at: issued.access_token_expires_at,
         refresh_token: issued.refresh_token,
         refresh_token_expires_at: issued.refresh_token_expires_at,
-        session: state.view(issued.session),
+        session: state.new_view(issued.session),
     };
     Ok(super::no_store((StatusCode::CREATED, Json(body))))
 }
@@ -72,7 +72,7 @@ pub async fn read(
 ) -> Result<Json<SessionView>, ApiError> {
     caller.require(Scope::Read)?;
     let session = state.sessions.get(id).await?;
-    Ok(Json(state.view(session)))
+    Ok(Json(state.view(session).await))
 }
 
 /// Change the device name and/or metadata; nothing else is mutable.
@@ -89,7 +89,7 @@ pub async fn update(
     caller.require(Scope::Write)?;
     let update = SessionUpdate { device_name: body.device_name, metadata: body.metadata };
     let session = state.sessions.update(id, update, &caller.context(&client)).await?;
-    Ok(Json(state.view(session)))
+    Ok(Json(state.view(session).await))
 }
 
 /// Revoke (if active) and remove a session; its audit trail stays.
@@ -126,7 +126,7 @@ pub async fn extend(
         Some(_) => return Err(ApiError::InvalidField("seconds: must be between 1 and 31622400".into())),
     };
     let session = state.sessions.extend(id, by, &caller.context(&client)).await?;
-    Ok(Json(state.view(session)))
+    Ok(Json(state.view(session).await))
 }
 
 /// Revoke a session. Revoking an already revoked session answers the same.
@@ -149,7 +149,7 @@ pub async fn revoke(
         return Err(ApiError::InvalidField("reason: must be 1-64 characters of a-z, 0-9 or _".into()));
     }
     let session = state.sessions.revoke(id, &reason, &caller.context(&client)).await?;
-    Ok(Json(state.view(session)))
+    Ok(Json(state.view(session).await))
 }
 
 /// A user's sessions, newest first, paginated.
@@ -173,7 +173,7 @@ pub async fn list(
     let next_cursor = (sessions.len() == limit as usize)
         .then(|| sessions.last().map(|s| encode_cursor(s.created_at, s.id)))
         .flatten();
-    let sessions = sessions.into_iter().map(|s| state.view(s)).collect();
+    let sessions = state.views(sessions).await;
     Ok(Json(SessionPage { sessions, next_cursor }))
 }
 

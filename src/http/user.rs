@@ -49,7 +49,7 @@ pub async fn validate(
     Json(body): Json<RefreshRequest>,
 ) -> Result<Json<Validation>, ApiError> {
     let session = state.sessions.validate_refresh(&body.refresh_token, &client.context(Actor::System)).await?;
-    Ok(Json(Validation { valid: true, session: state.view(session) }))
+    Ok(Json(Validation { valid: true, session: state.view(session).await }))
 }
 
 /// The caller's active sessions, the current one marked.
@@ -57,12 +57,11 @@ pub async fn validate(
     responses((status = 200, body = MySessions), (status = 401, body = crate::error::Problem)))]
 pub async fn me(State(state): State<AppState>, player: Player) -> Result<Json<MySessions>, ApiError> {
     let sessions = state.sessions.list_for_user(&player.claims.sub, StatusFilter::Active, ME_LIMIT, None).await?;
-    let sessions = sessions
+    let sessions = state
+        .views(sessions)
+        .await
         .into_iter()
-        .map(|s| {
-            let current = s.id == player.claims.sid;
-            SessionView { current: Some(current), ..state.view(s) }
-        })
+        .map(|view| SessionView { current: Some(view.id == player.claims.sid), ..view })
         .collect();
     Ok(Json(MySessions { user_id: player.claims.sub, session_id: player.claims.sid, sessions }))
 }

@@ -16,13 +16,14 @@ use uuid::Uuid;
 pub use audit::{Actor, AuditRecord};
 pub use events::OutboxEvent;
 pub use policy::{Lifetimes, Policy};
-pub use service::{Issued, NewSession, RequestContext, SessionError, SessionService};
+pub use service::{Issued, NewSession, Ports, RequestContext, SessionError, SessionService};
 
 /// Told about every revocation after it has been committed, whatever its path (service revoke or
 /// delete, logout, logout-all, refresh-token reuse, expiry, the per-user cap), so that the node
-/// holding the session's live connection can close it.
+/// holding the session's live connection can close it, wherever it is.
+#[async_trait::async_trait]
 pub trait RevocationListener: Send + Sync + 'static {
-    fn revoked(&self, session_id: Uuid, reason: &str);
+    async fn revoked(&self, sessions: &[SessionRecord], reason: &str);
 }
 
 /// Lifecycle state of a session as stored. `expired` is also *derived*: an `active` row whose
@@ -72,8 +73,9 @@ pub struct Device {
     pub fingerprint: Option<String>,
 }
 
-/// A session as the store keeps it, including the refresh-token lineage (hashes only).
-#[derive(Debug, Clone, PartialEq)]
+/// A session as the store keeps it, including the refresh-token lineage (hashes only). Serde is
+/// for the session cache only; the API renders its own view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub id: Uuid,
     pub user_id: String,

@@ -12,7 +12,9 @@ use super::validate::{self, Invalid};
 use super::{
     reasons, Actor, AuditRecord, Device, OutboxEvent, Policy, RevocationListener, SessionRecord, SessionStatus,
 };
+use crate::bus::{Cached, SessionCache};
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::store::{
     AuditQuery, ListQuery, Revocation, RevokeTarget, Rotation, SessionUpdate, StatusFilter, Store, StoreError,
 };
@@ -81,31 +83,89 @@ pub struct Issued {
     pub refresh_token_expires_at: DateTime<Utc>,
 }
 
+/// What the service talks to.
+#[derive(Clone)]
+pub struct Ports {
+    pub store: Arc<dyn Store>,
+    /// Read by the hot paths (access-token auth, validate) instead of the store; invalidated by
+    /// every change before the call that made it returns.
+    pub cache: Arc<dyn SessionCache>,
+    pub clock: Arc<dyn Clock>,
+    pub access: Arc<AccessTokens>,
+    pub listener: Arc<dyn RevocationListener>,
+    pub metrics: Arc<Metrics>,
+}
+
 pub struct SessionService {
     store: Arc<dyn Store>,
+    cache: Arc<dyn SessionCache>,
     clock: Arc<dyn Clock>,
     access: Arc<AccessTokens>,
     refresh: RefreshSecrets,
     policy: Policy,
     listener: Arc<dyn RevocationListener>,
+    metrics: Arc<Metrics>,
 }
 
 impl SessionService {
-    pub fn new(
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        access: Arc<AccessTokens>,
-        refresh: RefreshSecrets,
-        policy: Policy,
-        listener: Arc<dyn RevocationListener>,
-    ) -> Self {
-        Self { store, clock, access, refresh, policy, listener }
+    pub fn new(ports: Ports, refresh: RefreshSecrets, policy: Policy) -> Self {
+        let Ports { store, cache, clock, access, listener, metrics } = ports;
+        Self { store, cache, clock, access, refresh, policy, listener, metrics }
     }
 
-    /// Tells the listener about sessions revoked for `reason`.
-    fn revoked(&self, sessions: &[SessionRecord], reason: &str) {
-        for s in sessions {
-            self.listener.revoked(s.id, reason);
+    /// After a commit that changed `ids`: drops their cached state. A failure is logged and left
+    /// to the cache to replay (the store has the truth; the call still succeeds).
+    async fn changed(&self, ids: &[Uuid]) {
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(e) = self.cache.invalidate(ids).await {
+            self.metrics.bus_error("invalidate");
+            tracing::warn!(error = %e, sessions = ids.len(), "cache invalidation deferred");
+        }
+    }
+
+    /// After a committed revocation: invalidates, then has the holders of live connections told.
+    async fn revoked(&self, sessions: &[SessionRecord], reason: &str) {
+        if sessions.is_empty() {
+            return;
+        }
+        let ids: Vec<Uuid> = sessions.iter().map(|s| s.id).collect();
+        self.changed(&ids).await;
+        self.listener.revoked(sessions, reason).await;
+    }
+
+    /// A session as the hot paths see it: from the cache, else from the store (then cached).
+    pub async fn load(&self, id: Uuid) -> Result<Option<SessionRecord>, SessionError> {
+        let ticket = match self.cache.get(id).await {
+            Ok(Cached::Hit(record)) => {
+                self.metrics.cache(true);
+                return Ok(Some(*record));
+            }
+            Ok(Cached::Miss(ticket)) => Some(ticket),
+            Err(e) => {
+                self.metrics.bus_error("cache_get");
+                tracing::debug!(error = %e, "cache unavailable; reading the store");
+                None
+            }
+        };
+        self.metrics.cache(false);
+        let record = self.store.get_session(id).await?;
+        if let (Some(ticket), Some(record)) = (ticket, &record) {
+            if let Err(e) = self.cache.fill(ticket, record).await {
+                self.metrics.bus_error("cache_fill");
+                tracing::debug!(error = %e, "cache fill failed");
+            }
+        }
+        Ok(record)
+    }
+
+    /// Counts a refresh or validate outcome.
+    fn outcome(&self, action: &str, outcome: &str) {
+        if action == "refresh" {
+            self.metrics.refresh(outcome);
+        } else {
+            self.metrics.validate(outcome);
         }
     }
 
@@ -153,7 +213,7 @@ impl SessionService {
         let evicted = self.store.create_session(&record, self.policy.max_sessions_per_user, &audit).await?;
         if !evicted.is_empty() {
             tracing::info!(user.id = %record.user_id, evicted = evicted.len(), "session limit reached");
-            self.revoked(&evicted, reasons::SESSION_LIMIT);
+            self.revoked(&evicted, reasons::SESSION_LIMIT).await;
         }
         Ok(self.issue(record, token.encode(), now))
     }
@@ -190,7 +250,9 @@ impl SessionService {
         }
         let owner = self.get(id).await?.user_id;
         let audit = self.audit(ctx, "update", "ok").session(id, &owner);
-        self.store.update_session(id, &update, &audit).await?.ok_or(SessionError::NotFound)
+        let updated = self.store.update_session(id, &update, &audit).await?.ok_or(SessionError::NotFound)?;
+        self.changed(&[id]).await;
+        Ok(updated)
     }
 
     /// Pushes the idle expiry to `now + idle timeout` (or `now + by`), never past the absolute
@@ -208,7 +270,10 @@ impl SessionService {
         let expires_at = (now + by).min(current.absolute_expires_at).max(current.expires_at);
         let audit = self.audit(ctx, "extend", "ok").session(id, &current.user_id);
         match self.store.extend_session(id, expires_at, now, &audit).await? {
-            Some(s) => Ok(s),
+            Some(s) => {
+                self.changed(&[id]).await;
+                Ok(s)
+            }
             // Revoked or expired between our read and the write.
             None => Err(self.inactive_error(&self.get(id).await?, now)),
         }
@@ -218,7 +283,7 @@ impl SessionService {
     pub async fn revoke(&self, id: Uuid, reason: &str, ctx: &RequestContext) -> Result<SessionRecord, SessionError> {
         let revocation = self.revocation(ctx, reason, false);
         if let Some(s) = self.store.revoke_sessions(&RevokeTarget::Session(id), &revocation).await?.pop() {
-            self.listener.revoked(id, reason);
+            self.revoked(std::slice::from_ref(&s), reason).await;
             return Ok(s);
         }
         self.get(id).await
@@ -229,7 +294,7 @@ impl SessionService {
         let revocation = self.revocation(ctx, reasons::DELETED, false);
         let deleted = self.store.delete_session(id, &revocation).await?.ok_or(SessionError::NotFound)?;
         // Whatever state it was in, a deleted session can keep no connection.
-        self.listener.revoked(id, reasons::DELETED);
+        self.revoked(std::slice::from_ref(&deleted), reasons::DELETED).await;
         Ok(deleted)
     }
 
@@ -262,7 +327,7 @@ impl SessionService {
         let mut total = 0;
         loop {
             let batch = self.store.expire_sessions(self.now(), SWEEP_BATCH).await?;
-            self.revoked(&batch, reasons::EXPIRED);
+            self.revoked(&batch, reasons::EXPIRED).await;
             total += batch.len();
             if batch.len() < SWEEP_BATCH as usize {
                 return Ok(total);
@@ -275,7 +340,7 @@ impl SessionService {
     pub async fn authenticate(&self, access_token: &str) -> Result<(AccessClaims, SessionRecord), SessionError> {
         let now = self.now();
         let claims = self.access.verify(access_token, now)?;
-        let session = self.store.get_session(claims.sid).await?;
+        let session = self.load(claims.sid).await?;
         let session = session.filter(|s| s.user_id == claims.sub).ok_or(SessionError::InvalidToken)?;
         self.ensure_active(&session, now)?;
         Ok((claims, session))
@@ -284,13 +349,13 @@ impl SessionService {
     /// The user-API logout of one of the caller's own sessions. Another user's session answers
     /// `NotFound`, exactly like a missing one.
     pub async fn logout(&self, claims: &AccessClaims, id: Uuid, ctx: &RequestContext) -> Result<(), SessionError> {
-        let owned = self.store.get_session(id).await?.is_some_and(|s| s.user_id == claims.sub);
+        let owned = self.load(id).await?.is_some_and(|s| s.user_id == claims.sub);
         if !owned {
             return Err(SessionError::NotFound);
         }
         let revocation = self.revocation(ctx, reasons::LOGOUT, false);
         let revoked = self.store.revoke_sessions(&RevokeTarget::Session(id), &revocation).await?;
-        self.revoked(&revoked, reasons::LOGOUT);
+        self.revoked(&revoked, reasons::LOGOUT).await;
         Ok(())
     }
 
@@ -305,7 +370,7 @@ impl SessionService {
         let target = RevokeTarget::User { user_id: claims.sub.clone(), except: except_current.then_some(claims.sid) };
         let revocation = self.revocation(ctx, reasons::LOGOUT_ALL, false);
         let revoked = self.store.revoke_sessions(&target, &revocation).await?;
-        self.revoked(&revoked, reasons::LOGOUT_ALL);
+        self.revoked(&revoked, reasons::LOGOUT_ALL).await;
         Ok(revoked)
     }
 
@@ -320,12 +385,15 @@ impl SessionService {
             match decide(&session, &token, &self.refresh, now, self.policy.refresh_grace) {
                 Decision::Rotate { successor } => {
                     if let Some(rotated) = self.rotate(&session, &token, &successor, now, ctx).await? {
+                        self.changed(&[rotated.id]).await;
+                        self.metrics.refresh("rotate");
                         return Ok(self.issue(rotated, successor.encode(), now));
                     }
                     // Lost the race to a concurrent refresh with the same token: look again.
                 }
                 Decision::Replay { current } => {
                     self.record(self.audit(ctx, "refresh", "replay").session(session.id, &session.user_id)).await?;
+                    self.metrics.refresh("replay");
                     return Ok(self.issue(session, current.encode(), now));
                 }
                 other => return Err(self.refuse(other, &session, "refresh", ctx).await?),
@@ -340,7 +408,10 @@ impl SessionService {
         let token = self.parse_refresh(presented, "validate", ctx).await?;
         let session = self.load_for_token(&token, "validate", ctx).await?;
         match decide(&session, &token, &self.refresh, self.now(), self.policy.refresh_grace) {
-            Decision::Rotate { .. } | Decision::Replay { .. } => Ok(session),
+            Decision::Rotate { .. } | Decision::Replay { .. } => {
+                self.metrics.validate("ok");
+                Ok(session)
+            }
             other => Err(self.refuse(other, &session, "validate", ctx).await?),
         }
     }
@@ -354,21 +425,29 @@ impl SessionService {
         match RefreshToken::parse(presented) {
             Some(t) => Ok(t),
             None => {
+                self.outcome(action, "forged");
                 self.record(self.audit(ctx, action, "forged").reason("malformed_token")).await?;
                 Err(SessionError::InvalidToken)
             }
         }
     }
 
+    /// The session a refresh token names. A refresh reads the store (it writes anyway, and its
+    /// compare-and-swap needs the current generation); a validation reads through the cache.
     async fn load_for_token(
         &self,
         token: &RefreshToken,
         action: &str,
         ctx: &RequestContext,
     ) -> Result<SessionRecord, SessionError> {
-        match self.store.get_session(token.session_id).await? {
+        let found = match action {
+            "refresh" => self.store.get_session(token.session_id).await?,
+            _ => self.load(token.session_id).await?,
+        };
+        match found {
             Some(s) => Ok(s),
             None => {
+                self.outcome(action, "forged");
                 let mut audit = self.audit(ctx, action, "forged").reason("unknown_session");
                 audit.session_id = Some(token.session_id);
                 self.record(audit).await?;
@@ -424,20 +503,23 @@ impl SessionService {
         Ok(match decision {
             Decision::Reuse => {
                 tracing::warn!(session.id = %session.id, user.id = %session.user_id, "refresh token reuse: revoking");
+                self.outcome(action, "reuse");
                 self.record(audit("reuse").reason(reasons::REFRESH_TOKEN_REUSE)).await?;
                 let revocation =
                     Revocation { actor: Actor::System, ..self.revocation(ctx, reasons::REFRESH_TOKEN_REUSE, true) };
                 let revoked = self.store.revoke_sessions(&RevokeTarget::Session(session.id), &revocation).await?;
-                self.revoked(&revoked, reasons::REFRESH_TOKEN_REUSE);
+                self.revoked(&revoked, reasons::REFRESH_TOKEN_REUSE).await;
                 SessionError::Revoked
             }
             Decision::Inactive(status) => {
                 let err = if status == SessionStatus::Expired { SessionError::Expired } else { SessionError::Revoked };
+                self.outcome(action, "rejected");
                 self.record(audit("rejected").reason(format!("session_{}", status.as_str()))).await?;
                 err
             }
             // `Unknown`; acceptances never reach here.
             _ => {
+                self.outcome(action, "forged");
                 self.record(audit("forged").reason("unknown_secret")).await?;
                 SessionError::InvalidToken
             }

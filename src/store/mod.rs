@@ -204,6 +204,18 @@ pub trait Store: Send + Sync + 'static {
     /// (`last_used_at` and `expires_at` included) is written. One statement on Postgres and one
     /// on SQLite (through the write connection), so a flush is applied entirely or not at all.
     async fn touch_last_seen(&self, seen: &[(Uuid, DateTime<Utc>)]) -> Result<u64, StoreError>;
+
+    /// Of `ids`, those that are not effectively active at `now`, with why: the stored revoke reason
+    /// for a revoked session, "expired" for an expired one (status expired, or active but past
+    /// expires_at), "deleted" for an id with no row. Active sessions are not returned. Used by each
+    /// node's periodic reconciliation of its live WebSocket connections against the store, so it
+    /// must be cheap for thousands of ids: one statement per chunk (Postgres: `id = ANY($1)`;
+    /// SQLite: an IN list, chunks of at most 500 ids), never one query per id.
+    ///
+    /// An id given twice is reported once; the order of the result is unspecified. A revoked row
+    /// without a stored reason reports `revoked_by_service`. Empty `ids` returns an empty vec
+    /// without querying. Reads only: no audit record, no event.
+    async fn inactive_among(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<Vec<(Uuid, String)>, StoreError>;
 }
 
 /// Connects to the store named by `url` (`postgres://`, `postgresql://` or `sqlite:`) and applies

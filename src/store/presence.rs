@@ -1,8 +1,14 @@
-//! Heartbeat flushes ([`Store::touch_last_seen`](super::Store::touch_last_seen)) as both backends
-//! take them: one entry per session, with its latest time, in id order.
+//! What both backends share of presence: heartbeat flushes
+//! ([`Store::touch_last_seen`](super::Store::touch_last_seen)) as they take them (one entry per
+//! session, with its latest time, in id order), and the answer of a reconciliation
+//! ([`Store::inactive_among`](super::Store::inactive_among)) from the rows they found.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
+
+use crate::session::reasons;
 
 /// `seen` with one entry per session id (the latest time given for it), sorted by id.
 ///
@@ -15,6 +21,26 @@ pub(crate) fn latest_per_session(seen: &[(Uuid, DateTime<Utc>)]) -> Vec<(Uuid, D
     latest.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
     latest.dedup_by_key(|(id, _)| *id);
     latest
+}
+
+/// `ids` without repeats, sorted, so each is looked up and reported once.
+pub(crate) fn distinct(ids: &[Uuid]) -> Vec<Uuid> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The answer of `inactive_among` for the distinct `ids` asked about, given `found`: for each of
+/// them that has a row, why it is inactive (`None` when it is active). An id without a row was
+/// deleted.
+pub(crate) fn inactive_or_deleted(ids: Vec<Uuid>, mut found: HashMap<Uuid, Option<String>>) -> Vec<(Uuid, String)> {
+    ids.into_iter()
+        .filter_map(|id| match found.remove(&id) {
+            None => Some((id, reasons::DELETED.to_owned())),
+            Some(why) => why.map(|why| (id, why)),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -31,5 +57,20 @@ mod tests {
         let seen = [(c, t), (a, t + us(1)), (c, t + us(5)), (b, t), (a, t), (c, t + us(2))];
         assert_eq!(latest_per_session(&seen), [(a, t + us(1)), (b, t), (c, t + us(5))]);
         assert!(latest_per_session(&[]).is_empty());
+    }
+
+    #[test]
+    fn distinct_ids_come_once_each_in_order() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        assert_eq!(distinct(&[b, a, b, a, a]), [a, b]);
+        assert!(distinct(&[]).is_empty());
+    }
+
+    #[test]
+    fn ids_without_a_row_are_deleted_and_active_ones_are_left_out() {
+        let (active, revoked, missing) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let found = HashMap::from([(active, None), (revoked, Some("logout".to_owned()))]);
+        let answer = inactive_or_deleted(vec![active, revoked, missing], found);
+        assert_eq!(answer, [(revoked, "logout".to_owned()), (missing, reasons::DELETED.to_owned())]);
     }
 }

@@ -221,7 +221,10 @@ async fn check_token<S>(socket: &mut Socket<S>, gw: &Gateway, token: &str, id: O
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
 {
-    match gw.sessions.authenticate(token).await {
+    let started = std::time::Instant::now();
+    let authenticated = gw.sessions.authenticate(token).await;
+    gw.metrics.ws_auth(started.elapsed().as_secs_f64());
+    match authenticated {
         Ok((claims, session)) => Some(Authed { claims, session, id }),
         Err(e) => {
             let code = auth_close_code(&e);
@@ -256,6 +259,10 @@ struct Registration<'a> {
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         self.gw.registry.unregister(&self.conn);
+        // The directory entry goes in the background; a node that dies leaves entries its
+        // peers ignore once its liveness key lapses.
+        let (cluster, conn) = (self.gw.cluster.clone(), self.conn.clone());
+        self.gw.tasks.spawn(async move { cluster.disconnected(&conn).await });
     }
 }
 
@@ -269,11 +276,12 @@ where
     let exp_ms = authed.claims.exp * 1000;
     let conn = gw.registry.register(authed.session.id, &authed.session.user_id, exp_ms, now_ms, &gw.shutdown);
     let registration = Registration { gw, conn };
-    // A revocation committed between the check above and the registration found no connection
-    // to tell: look once more now that pushes can reach us.
-    match gw.sessions.get(authed.session.id).await {
-        Ok(s) if s.is_active(gw.sessions.now()) => {}
-        Ok(s) => {
+    gw.cluster.connected(&registration.conn).await;
+    // A revocation committed between the check above and the claim found no connection to tell:
+    // look once more now that pushes can reach us (src/cluster.rs explains why this suffices).
+    match gw.sessions.load(authed.session.id).await {
+        Ok(Some(s)) if s.is_active(gw.sessions.now()) => {}
+        Ok(Some(s)) => {
             let (code, message, close_code) = match s.effective_status(gw.sessions.now()) {
                 crate::session::SessionStatus::Expired => {
                     ("session_expired", "the session has expired", close::SESSION_EXPIRED)
@@ -283,7 +291,7 @@ where
             socket.close_with_error(None, code, message, close_code).await;
             return None;
         }
-        Err(SessionError::NotFound) => {
+        Ok(None) => {
             socket.close_with_error(None, "session_revoked", "the session has been revoked", close::REVOKED).await;
             return None;
         }
@@ -462,7 +470,6 @@ async fn refresh(gw: &Gateway, conn: &Conn, ctx: &RequestContext, id: Option<u64
 mod tests {
     use super::*;
     use crate::clock::SystemClock;
-    use crate::registry::Registry;
     use crate::session::Policy;
     use crate::tokens::{AccessTokens, RefreshSecrets, SigningKeyPair};
     use crate::ws::GatewayConfig;
@@ -510,17 +517,17 @@ mod tests {
     #[tokio::test]
     async fn a_connection_task_stays_small() {
         let store = crate::store::connect("sqlite::memory:").await.unwrap();
-        let registry = Arc::new(Registry::new());
         let key = SigningKeyPair::generate();
-        let sessions = Arc::new(crate::session::SessionService::new(
-            store,
-            Arc::new(SystemClock),
-            Arc::new(AccessTokens::new("i", "a", &key, &[])),
-            RefreshSecrets::new([0; 32], None),
-            Policy::default(),
-            registry.clone(),
-        ));
-        let gw = Arc::new(Gateway::new(sessions, registry, GatewayConfig::default(), Arc::new(SystemClock)));
+        let wiring = crate::app::Wiring {
+            clock: Arc::new(SystemClock),
+            access: Arc::new(AccessTokens::new("i", "a", &key, &[])),
+            refresh: RefreshSecrets::new([0; 32], None),
+            policy: Policy::default(),
+            gateway: GatewayConfig::default(),
+            cluster: crate::cluster::ClusterConfig::default(),
+        };
+        let backends = crate::app::Backends::single_node(store, std::time::Duration::from_secs(3));
+        let gw = crate::app::assemble(backends, wiring).gateway;
         let socket =
             Socket::new(NullSocket(futures::stream::empty()), Encoding::Json, std::time::Duration::from_secs(1));
         let future = serve(socket, gw, None, None);

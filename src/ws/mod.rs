@@ -25,8 +25,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
+use crate::cluster::Cluster;
 use crate::error::ApiError;
 use crate::http::auth::Client;
+use crate::metrics::Metrics;
 use crate::registry::{Deadlines, Registry};
 use crate::session::SessionService;
 use crate::state::AppState;
@@ -84,6 +86,9 @@ impl Default for GatewayConfig {
 pub struct Gateway {
     pub sessions: Arc<SessionService>,
     pub registry: Arc<Registry>,
+    /// Presence claims and cross-node replacement for new connections.
+    pub cluster: Arc<Cluster>,
+    pub metrics: Arc<Metrics>,
     pub config: GatewayConfig,
     /// Cancelled when the node starts draining; every connection's kill switch is a child.
     pub shutdown: CancellationToken,
@@ -106,12 +111,22 @@ impl Drop for OpenGuard<'_> {
 impl Gateway {
     pub fn new(
         sessions: Arc<SessionService>,
-        registry: Arc<Registry>,
+        cluster: Arc<Cluster>,
+        metrics: Arc<Metrics>,
         config: GatewayConfig,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let shutdown = CancellationToken::new();
-        Self { sessions, registry, config, shutdown, tasks: TaskTracker::new(), clock, open: AtomicUsize::new(0) }
+        Self {
+            sessions,
+            registry: cluster.registry().clone(),
+            cluster,
+            metrics,
+            config,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            clock,
+            open: AtomicUsize::new(0),
+        }
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -140,6 +155,7 @@ impl Gateway {
     /// One pass of the deadline sweep at the clock's current time.
     pub fn sweep(&self) {
         self.registry.sweep(self.now_ms(), &self.deadlines());
+        self.metrics.set_connections(self.registry.len() as i64);
     }
 
     /// Writes the activity gathered since the last flush to the store, in one batch.

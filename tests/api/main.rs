@@ -14,6 +14,7 @@ mod bodies;
 mod calls;
 mod cap;
 mod checks;
+mod cluster;
 mod create;
 mod errors;
 mod events;

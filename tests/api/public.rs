@@ -36,7 +36,7 @@ async fn healthz_and_readyz_answer_ok_and_readyz_names_the_store(backend: Backen
     assert_eq!((ready["status"].as_str(), ready["store"].as_str()), (Some("ready"), Some(backend.name())));
 }
 
-const ROUTES: [(&str, &str); 16] = [
+const ROUTES: [(&str, &str); 18] = [
     ("/sessions", "post"),
     ("/sessions/{id}", "get"),
     ("/sessions/{id}", "put"),
@@ -53,6 +53,8 @@ const ROUTES: [(&str, &str); 16] = [
     ("/session/all", "delete"),
     ("/.well-known/jwks.json", "get"),
     ("/readyz", "get"),
+    ("/cluster/stats", "get"),
+    ("/metrics", "get"),
 ];
 
 async fn the_openapi_document_lists_every_route_and_matches_the_committed_copy(backend: Backend) {

@@ -16,9 +16,10 @@ use chrono::Utc;
 use futures::channel::mpsc;
 use futures::{Sink, Stream, StreamExt};
 use session_client::proto::ws::{close, ServerFrame};
+use session_service::app::{assemble, Backends, Wiring};
 use session_service::clock::{Clock, ManualClock};
-use session_service::registry::Registry;
-use session_service::session::{Policy, SessionService};
+use session_service::cluster::ClusterConfig;
+use session_service::session::Policy;
 use session_service::tokens::{AccessTokens, RefreshSecrets, SigningKeyPair};
 use session_service::ws::codec::Encoding;
 use session_service::ws::conn::{serve, Socket};
@@ -116,11 +117,15 @@ async fn gateway(config: GatewayConfig) -> Arc<Gateway> {
     let store = session_service::store::connect("sqlite::memory:").await.expect("an in-memory store");
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(Utc::now()));
     let access = Arc::new(AccessTokens::new("session-service", "game-platform", &SigningKeyPair::generate(), &[]));
-    let registry = Arc::new(Registry::new());
-    let secrets = RefreshSecrets::new([7; 32], None);
-    let sessions =
-        Arc::new(SessionService::new(store, clock.clone(), access, secrets, Policy::default(), registry.clone()));
-    Arc::new(Gateway::new(sessions, registry, config, clock))
+    let wiring = Wiring {
+        clock,
+        access,
+        refresh: RefreshSecrets::new([7; 32], None),
+        policy: Policy::default(),
+        gateway: config,
+        cluster: ClusterConfig::default(),
+    };
+    assemble(Backends::single_node(store, Duration::from_secs(3)), wiring).gateway
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ mod edits;
 mod fixtures;
 mod journal;
 mod presence;
+mod reconciliation;
 mod revocation;
 mod rotation;
 mod sessions;
@@ -99,6 +100,10 @@ store_stories! {
     presence::an_id_given_twice_in_one_flush_keeps_its_latest_time,
     presence::a_flush_of_2500_sessions_lands_every_entry,
     presence::a_flush_changes_nothing_but_last_seen_and_leaves_no_trail,
+    reconciliation::inactive_among_reports_revoked_expired_and_missing_sessions_but_not_active_ones,
+    reconciliation::inactive_among_an_empty_list_or_only_active_sessions_reports_nothing,
+    reconciliation::inactive_among_reports_an_id_given_twice_once,
+    reconciliation::inactive_among_1200_ids_answers_for_every_one_across_chunks,
 }
 
 /// An in-memory database exists only inside its one connection, so reads must go through the

@@ -1,11 +1,15 @@
-//! Heartbeat flushes on Postgres: `last_seen_at` of many sessions in one statement.
+//! Presence on Postgres: heartbeat flushes (`last_seen_at` of many sessions in one statement) and
+//! the reconciliation lookup of which live sessions are no longer active.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use super::db_error;
-use crate::store::presence::latest_per_session;
+use crate::session::reasons;
+use crate::store::presence::{distinct, inactive_or_deleted, latest_per_session};
 use crate::store::StoreError;
 
 /// Moves `last_seen_at` forward for each `(id, seen)` pair of the two arrays. The guard in the
@@ -19,6 +23,15 @@ const TOUCH: &str = "UPDATE sessions s SET last_seen_at = GREATEST(s.last_seen_a
      FROM UNNEST($1::uuid[], $2::timestamptz[]) AS v(id, seen)
      WHERE s.id = v.id AND (s.last_seen_at IS NULL OR s.last_seen_at < v.seen)";
 
+/// Each row among the ids of `$1`, with why it is not effectively active at `$2` (NULL when it
+/// is): the stored reason of a revoked session (`$3` if none was stored), `$4` for an expired
+/// one. Active rows come back too, so that an id missing from the answer has no row. The ids are
+/// one array parameter: one statement for any number of them, its text constant (stays
+/// prepared), each row found through the primary key.
+const INACTIVE: &str = "SELECT id, CASE WHEN status = 'revoked' THEN COALESCE(revoke_reason, $3)
+                                   WHEN status = 'expired' OR expires_at <= $2 THEN $4 END AS why
+     FROM sessions WHERE id = ANY($1)";
+
 /// One statement for any number of entries (the arrays are two parameters), so its text is
 /// constant and stays prepared.
 pub(super) async fn touch_last_seen(pool: &PgPool, seen: &[(Uuid, DateTime<Utc>)]) -> Result<u64, StoreError> {
@@ -28,4 +41,30 @@ pub(super) async fn touch_last_seen(pool: &PgPool, seen: &[(Uuid, DateTime<Utc>)
     let (ids, times): (Vec<Uuid>, Vec<DateTime<Utc>>) = latest_per_session(seen).into_iter().unzip();
     let done = sqlx::query(TOUCH).bind(ids).bind(times).execute(pool).await.map_err(db_error)?;
     Ok(done.rows_affected())
+}
+
+/// See [`Store::inactive_among`](crate::store::Store::inactive_among): one read, whatever the
+/// number of ids.
+pub(super) async fn inactive_among(
+    pool: &PgPool,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<Vec<(Uuid, String)>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = distinct(ids);
+    let rows = sqlx::query(INACTIVE)
+        .bind(&ids)
+        .bind(now)
+        .bind(reasons::REVOKED_BY_SERVICE)
+        .bind(reasons::EXPIRED)
+        .fetch_all(pool)
+        .await
+        .map_err(db_error)?;
+    let found = rows
+        .iter()
+        .map(|row| Ok((row.try_get("id").map_err(db_error)?, row.try_get("why").map_err(db_error)?)))
+        .collect::<Result<HashMap<Uuid, Option<String>>, StoreError>>()?;
+    Ok(inactive_or_deleted(ids, found))
 }

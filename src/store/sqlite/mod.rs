@@ -9,7 +9,8 @@
 //! - [`sessions`](self::sessions): create (with the per-user cap), get, list, update, extend.
 //! - [`lifecycle`](self::lifecycle): rotate, revoke, delete, expire.
 //! - [`journal`](self::journal): audit log and outbox.
-//! - [`presence`](self::presence): `last_seen_at` from batched heartbeats.
+//! - [`presence`](self::presence): `last_seen_at` from batched heartbeats; which live sessions
+//!   are no longer active (reconciliation).
 //! - [`rows`](self::rows): binding domain values and decoding rows.
 
 mod journal;
@@ -203,5 +204,9 @@ impl Store for SqliteStore {
 
     async fn touch_last_seen(&self, seen: &[(Uuid, DateTime<Utc>)]) -> Result<u64, StoreError> {
         presence::touch_last_seen(&self.write, seen).await
+    }
+
+    async fn inactive_among(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<Vec<(Uuid, String)>, StoreError> {
+        presence::inactive_among(&self.read, ids, now).await
     }
 }

@@ -1,0 +1,328 @@
+//! This node as a member of the cluster: it routes revocations to whichever node holds the
+//! connection, receives the control messages addressed to it, keeps its presence entries and
+//! liveness key, and reconciles its live connections against the store.
+//!
+//! Revocation path (DESIGN.md §9): the store commits, the cache is invalidated, then [`Cluster`]
+//! pushes to a local connection or looks the session up in the presence directory and sends a
+//! `revoke` to its node. Connection path: register locally, claim the directory entry, then
+//! re-read the session. Either the revoker's lookup sees the claim (and sends to us) or our
+//! re-read comes after the revoker's invalidation (and sees the revocation): no connection
+//! survives a revocation that has returned, even one racing it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::bus::{now_ms, Bus, Control, Inbox, Liveness, NodeInfo};
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::registry::{Conn, Push, Registry};
+use crate::session::{RevocationListener, SessionRecord};
+use crate::store::Store;
+
+/// How the node keeps in touch with the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// How often the liveness key is renewed (and peers' liveness re-read). Must be well under
+    /// the bus's liveness TTL.
+    pub heartbeat_interval: Duration,
+    /// How often every live connection is checked against the store, catching revocations whose
+    /// push was lost while the bus was down. Also runs whenever the bus comes back.
+    pub reconcile_interval: Duration,
+    /// The address this node serves on, published in its liveness key.
+    pub advertised_addr: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_secs(1),
+            reconcile_interval: Duration::from_secs(30),
+            advertised_addr: String::new(),
+        }
+    }
+}
+
+/// Ids the reconciliation sends to the store per query.
+const RECONCILE_BATCH: usize = 1000;
+
+pub struct Cluster {
+    bus: Arc<dyn Bus>,
+    registry: Arc<Registry>,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    config: ClusterConfig,
+    started_at_ms: i64,
+    /// Wakes the maintenance loop for an immediate reconciliation (the bus came back).
+    reconcile_now: Notify,
+    /// The last beat failed: the next good one re-announces presence and reconciles.
+    degraded: AtomicBool,
+}
+
+impl Cluster {
+    pub fn new(
+        bus: Arc<dyn Bus>,
+        registry: Arc<Registry>,
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        config: ClusterConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            bus,
+            registry,
+            store,
+            metrics,
+            clock,
+            config,
+            started_at_ms: now_ms(),
+            reconcile_now: Notify::new(),
+            degraded: AtomicBool::new(false),
+        })
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+
+    pub fn node_id(&self) -> &str {
+        self.bus.node_id()
+    }
+
+    /// Joins the cluster: subscribes to this node's channel and writes the first liveness key.
+    pub async fn join(self: &Arc<Self>) -> Result<(), crate::bus::BusError> {
+        self.bus.subscribe(self.clone()).await?;
+        self.bus.heartbeat(&self.info()).await?;
+        self.metrics.set_bus_connected(true);
+        Ok(())
+    }
+
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            id: self.node_id().to_owned(),
+            addr: self.config.advertised_addr.clone(),
+            connections: self.registry.len() as u64,
+            started_at_ms: self.started_at_ms,
+        }
+    }
+
+    /// A connection was registered here: claims its directory entry and closes an older
+    /// connection of the same session on another node.
+    pub async fn connected(&self, conn: &Conn) {
+        match self.bus.claim(&conn.user_id, conn.session_id).await {
+            Ok(Some(previous)) => {
+                let msg = Control::Replace { session: conn.session_id, since_ms: conn.since_ms, sent_ms: now_ms() };
+                self.send(&previous, &msg).await;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.metrics.bus_error("claim");
+                tracing::debug!(error = %e, "presence claim failed; re-announced when the bus is back");
+            }
+        }
+    }
+
+    /// A connection ended here: drops its directory entry unless a newer one took it.
+    pub async fn disconnected(&self, conn: &Conn) {
+        if self.registry.get(&conn.session_id).is_some() {
+            return; // replaced by a newer connection on this node, which owns the entry
+        }
+        if let Err(e) = self.bus.release(&conn.user_id, conn.session_id).await {
+            self.metrics.bus_error("release");
+            tracing::debug!(error = %e, "presence release failed; the entry lapses with this node");
+        }
+    }
+
+    /// Sessions of `user` with a live connection anywhere in the cluster. Falls back to this
+    /// node's own connections when the bus cannot answer.
+    pub async fn online_sessions(&self, user: &str) -> HashSet<Uuid> {
+        let mut online: HashSet<Uuid> = self.registry.sessions_of(user).into_iter().collect();
+        match self.bus.locate(user).await {
+            Ok(found) => online.extend(found.into_keys()),
+            Err(e) => {
+                self.metrics.bus_error("locate");
+                tracing::debug!(error = %e, "presence lookup failed; answering for this node only");
+            }
+        }
+        online
+    }
+
+    /// Live nodes with their stats (this one included even if the bus cannot answer).
+    pub async fn nodes(&self) -> Vec<NodeInfo> {
+        match self.bus.nodes().await {
+            Ok(nodes) => nodes,
+            Err(e) => {
+                self.metrics.bus_error("nodes");
+                tracing::debug!(error = %e, "cannot list nodes");
+                vec![self.info()]
+            }
+        }
+    }
+
+    async fn send(&self, node: &str, msg: &Control) {
+        match self.bus.send(node, msg).await {
+            Ok(()) => self.metrics.bus_published(msg.kind()),
+            Err(e) => {
+                self.metrics.bus_error("publish");
+                tracing::warn!(error = %e, node, "control message lost; reconciliation will catch up");
+            }
+        }
+    }
+
+    fn push_local(&self, session: &Uuid, reason: &Arc<str>) -> bool {
+        match self.registry.get(session) {
+            Some(conn) => {
+                conn.push(Push::Revoked(reason.clone()));
+                self.metrics.push_sent("revoked");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs until `cancel`: liveness beats, re-announcing after the bus lost our state, and
+    /// periodic reconciliation. Leaves the cluster on the way out.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let mut beat = tokio::time::interval(self.config.heartbeat_interval);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reconcile = tokio::time::interval(self.config.reconcile_interval);
+        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        reconcile.tick().await; // the first tick is immediate; connections are all fresh
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = beat.tick() => self.beat().await,
+                _ = reconcile.tick() => {
+                    self.reconcile().await;
+                }
+                _ = self.reconcile_now.notified() => {
+                    self.reconcile().await;
+                }
+            }
+        }
+        if let Err(e) = self.bus.leave().await {
+            tracing::debug!(error = %e, "could not remove the liveness key; it lapses with its TTL");
+        }
+    }
+
+    async fn beat(&self) {
+        match self.bus.heartbeat(&self.info()).await {
+            Ok(liveness) => {
+                let was_degraded = self.degraded.swap(false, Ordering::Relaxed);
+                self.metrics.set_bus_connected(true);
+                if liveness == Liveness::Recreated || was_degraded {
+                    tracing::info!("bus state lost or unreachable meanwhile: re-announcing presence");
+                    let entries: Vec<(Arc<str>, Uuid)> =
+                        self.registry.all().iter().map(|c| (c.user_id.clone(), c.session_id)).collect();
+                    if let Err(e) = self.bus.claim_all(&entries).await {
+                        self.metrics.bus_error("claim");
+                        tracing::warn!(error = %e, "re-announcing presence failed; retrying next beat");
+                        self.degraded.store(true, Ordering::Relaxed);
+                    }
+                    self.reconcile_now.notify_one();
+                }
+            }
+            Err(e) => {
+                self.metrics.bus_error("heartbeat");
+                self.metrics.set_bus_connected(false);
+                if !self.degraded.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "bus unreachable; REST keeps working, pushes wait for reconciliation");
+                }
+            }
+        }
+    }
+
+    /// Closes every live connection whose session is no longer active in the store.
+    pub async fn reconcile(&self) -> usize {
+        let ids: Vec<Uuid> = self.registry.all().iter().map(|c| c.session_id).collect();
+        let mut closed = 0;
+        for chunk in ids.chunks(RECONCILE_BATCH) {
+            match self.store.inactive_among(chunk, self.clock.now()).await {
+                Ok(inactive) => {
+                    for (id, reason) in inactive {
+                        closed += usize::from(self.push_local(&id, &Arc::from(reason.as_str())));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reconciliation could not read the store; retrying next interval");
+                    break;
+                }
+            }
+        }
+        if closed > 0 {
+            tracing::info!(closed, "reconciliation closed connections of revoked sessions");
+        }
+        self.metrics.reconciled(closed as u64);
+        closed
+    }
+}
+
+#[async_trait]
+impl RevocationListener for Cluster {
+    async fn revoked(&self, sessions: &[SessionRecord], reason: &str) {
+        let reason: Arc<str> = Arc::from(reason);
+        let mut by_user: HashMap<&str, Vec<Uuid>> = HashMap::new();
+        for s in sessions {
+            if !self.push_local(&s.id, &reason) {
+                by_user.entry(s.user_id.as_str()).or_default().push(s.id);
+            }
+        }
+        let mut by_node: HashMap<String, Vec<Uuid>> = HashMap::new();
+        for (user, ids) in by_user {
+            let located = match self.bus.locate(user).await {
+                Ok(located) => located,
+                Err(e) => {
+                    self.metrics.bus_error("locate");
+                    tracing::warn!(error = %e, "cannot locate connections to revoke; reconciliation will");
+                    continue;
+                }
+            };
+            for id in ids {
+                match located.get(&id) {
+                    Some(node) if node != self.node_id() => by_node.entry(node.clone()).or_default().push(id),
+                    _ => {}
+                }
+            }
+        }
+        for (node, sessions) in by_node {
+            let msg = Control::Revoke { sessions, reason: reason.to_string(), sent_ms: now_ms() };
+            self.send(&node, &msg).await;
+        }
+    }
+}
+
+impl Inbox for Cluster {
+    fn deliver(&self, msg: Control) {
+        self.metrics.bus_received(msg.kind());
+        self.metrics.bus_delivery((now_ms() - msg.sent_ms()).max(0) as f64 / 1000.0);
+        match msg {
+            Control::Revoke { sessions, reason, .. } => {
+                let reason: Arc<str> = Arc::from(reason);
+                for id in &sessions {
+                    self.push_local(id, &reason);
+                }
+            }
+            Control::Replace { session, since_ms, .. } => {
+                if let Some(conn) = self.registry.get(&session).filter(|c| c.since_ms <= since_ms) {
+                    conn.push(Push::Replaced);
+                    self.metrics.push_sent("replaced");
+                }
+            }
+        }
+    }
+
+    fn resubscribed(&self) {
+        self.reconcile_now.notify_one();
+    }
+}

@@ -1,0 +1,105 @@
+//! Operators' views of the cluster: `GET /cluster/stats` (service API) and `GET /metrics`
+//! (Prometheus text format, for the scraper; protect it by network policy like `/healthz`).
+
+use axum::extract::State;
+use axum::http::header::{HeaderValue, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::auth::ServiceCaller;
+use super::extract::Json;
+use crate::config::Scope;
+use crate::error::ApiError;
+use crate::session::SessionStatus;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/cluster/stats", get(stats)).route("/metrics", get(metrics))
+}
+
+/// Sessions per stored state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionCounts {
+    pub active: i64,
+    pub revoked: i64,
+    pub expired: i64,
+}
+
+/// A live node as its liveness key describes it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeStats {
+    pub id: String,
+    /// The address the node listens on, as it sees it.
+    pub addr: String,
+    /// Live WebSocket connections on the node, as of its last heartbeat.
+    pub connections: u64,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// `GET /cluster/stats`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterStats {
+    /// `redis` or `memory` (a single node).
+    pub bus: &'static str,
+    /// The node that answered.
+    pub node: String,
+    pub sessions: SessionCounts,
+    /// Sessions with a live connection, summed over live nodes (one connection per session).
+    pub online_sessions: u64,
+    pub nodes: Vec<NodeStats>,
+}
+
+/// Active sessions (stored state; the expiry sweep turns lapsed ones `expired`), online sessions
+/// and connections per live node.
+#[utoipa::path(get, path = "/cluster/stats", tag = "service", security(("service_key" = ["sessions:read"])),
+    responses((status = 200, body = ClusterStats), (status = 401, body = crate::error::Problem),
+        (status = 403, body = crate::error::Problem)))]
+pub async fn stats(State(state): State<AppState>, caller: ServiceCaller) -> Result<Json<ClusterStats>, ApiError> {
+    caller.require(Scope::Read)?;
+    let sessions = counts(&state).await?;
+    let nodes: Vec<NodeStats> = state
+        .cluster
+        .nodes()
+        .await
+        .into_iter()
+        .map(|n| NodeStats {
+            started_at: chrono::DateTime::from_timestamp_millis(n.started_at_ms).unwrap_or_default(),
+            id: n.id,
+            addr: n.addr,
+            connections: n.connections,
+        })
+        .collect();
+    Ok(Json(ClusterStats {
+        bus: state.cluster.bus().kind(),
+        node: state.cluster.node_id().to_owned(),
+        sessions,
+        online_sessions: nodes.iter().map(|n| n.connections).sum(),
+        nodes,
+    }))
+}
+
+async fn counts(state: &AppState) -> Result<SessionCounts, ApiError> {
+    let mut counts = SessionCounts { active: 0, revoked: 0, expired: 0 };
+    for (status, n) in state.store.count_by_status().await.map_err(crate::session::SessionError::from)? {
+        match status {
+            SessionStatus::Active => counts.active = n,
+            SessionStatus::Revoked => counts.revoked = n,
+            SessionStatus::Expired => counts.expired = n,
+        }
+    }
+    Ok(counts)
+}
+
+/// Prometheus metrics of this node (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "public", responses((status = 200, body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let c = counts(&state).await?;
+    let text = state.metrics.encode(&[("active", c.active), ("revoked", c.revoked), ("expired", c.expired)]);
+    let mut response = text.into_response();
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(response)
+}

@@ -1,0 +1,379 @@
+//! The node's Prometheus metrics: one [`Metrics`] per node, shared as `Arc<Metrics>` by the HTTP
+//! layer, the session service, the gateway and the cluster, and rendered by `GET /metrics`.
+//!
+//! Every family is named `session_*`: the registry adds the prefix, counters get `_total` and
+//! histograms the `_seconds` unit. Label values are short static strings chosen by the callers,
+//! never user input, and the HTTP route is the router's pattern (`/sessions/{id}`), never the raw
+//! path, so each family keeps a small, fixed set of series.
+
+use std::sync::{Mutex, PoisonError};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Metric, Registry, Unit};
+
+/// Upper bounds, in seconds, of every latency histogram. Most requests and bus hops take a
+/// millisecond or two, so the resolution is at the fast end; anything slower than 2.5 s is an
+/// incident whatever its exact value, and lands in `+Inf`.
+const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+// The label values the callers are known to use (see `LabelledCounter` for why they are listed).
+const REFRESH_OUTCOMES: &[&str] = &["rotate", "replay", "reuse", "forged", "rejected"];
+const VALIDATE_OUTCOMES: &[&str] = &["ok", "reuse", "forged", "rejected"];
+const PUSH_KINDS: &[&str] = &["revoked", "replaced", "token_expiring", "draining"];
+const BUS_KINDS: &[&str] = &["revoke", "replace"];
+const BUS_OPS: &[&str] =
+    &["publish", "claim", "release", "locate", "nodes", "heartbeat", "invalidate", "cache_get", "cache_fill"];
+const CACHE_RESULTS: &[&str] = &["hit", "miss"];
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// Registers `metric` under `name` and returns the handle to record through (handles share state).
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// [`registered`], for a metric measured in seconds: the name gets a `_seconds` suffix.
+fn registered_seconds<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register_with_unit(name, help, Unit::Seconds, metric.clone());
+    metric
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+/// A counter family with one label. The values the callers are known to use get their handle at
+/// start-up, which buys two things: recording one is a single atomic add (no lock, hash or
+/// allocation), and its series reads 0 from the first scrape instead of appearing on first use,
+/// which `rate()` and alerts would miss. Any other value still counts, through the family.
+#[derive(Debug)]
+struct LabelledCounter {
+    family: Family<[(&'static str, String); 1], Counter>,
+    label: &'static str,
+    known: Vec<(&'static str, Counter)>,
+}
+
+impl LabelledCounter {
+    fn new(registry: &mut Registry, name: &str, help: &str, label: &'static str, known: &[&'static str]) -> Self {
+        let family = Family::<[(&'static str, String); 1], Counter>::default();
+        registry.register(name, help, family.clone());
+        let known =
+            known.iter().map(|&value| (value, family.get_or_create(&[(label, value.to_owned())]).clone())).collect();
+        Self { family, label, known }
+    }
+
+    fn inc(&self, value: &str) {
+        match self.known.iter().find(|(known, _)| *known == value) {
+            Some((_, counter)) => counter.inc(),
+            None => self.family.get_or_create(&[(self.label, value.to_owned())]).inc(),
+        };
+    }
+}
+
+/// The node's metrics. Recording is lock-free or takes a brief read lock; nothing here blocks for
+/// long or awaits, so any task may record.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    http: Family<HttpLabels, Histogram, fn() -> Histogram>,
+    refresh: LabelledCounter,
+    validate: LabelledCounter,
+    pushes_sent: LabelledCounter,
+    pushes_failed: LabelledCounter,
+    bus_published: LabelledCounter,
+    bus_received: LabelledCounter,
+    bus_errors: LabelledCounter,
+    bus_delivery: Histogram,
+    cache: LabelledCounter,
+    ws_auth: Histogram,
+    reconciliation_closed: Counter,
+    reconciliation_runs: Counter,
+    connections: Gauge,
+    bus_connected: Gauge,
+    sessions: Family<[(&'static str, &'static str); 1], Gauge>,
+    /// Every state `encode` has been given, so a state missing from a later scrape reads 0
+    /// rather than keeping its last count. The mutex also keeps two scrapes' updates apart; it is
+    /// held only while setting a handful of gauges.
+    states_seen: Mutex<Vec<&'static str>>,
+}
+
+impl Metrics {
+    /// Every family registered, at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("session");
+        let r = &mut registry;
+        let http = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let help = "Time to answer an HTTP request, by method, route pattern and status";
+        Self {
+            http: registered_seconds(r, "http_request_duration", help, http),
+            refresh: LabelledCounter::new(r, "refresh", "Refresh attempts", "outcome", REFRESH_OUTCOMES),
+            validate: LabelledCounter::new(r, "validate", "Refresh-token validations", "outcome", VALIDATE_OUTCOMES),
+            pushes_sent: LabelledCounter::new(r, "pushes_sent", "Pushes sent to clients", "kind", PUSH_KINDS),
+            pushes_failed: LabelledCounter::new(r, "pushes_failed", "Pushes that failed", "kind", PUSH_KINDS),
+            bus_published: LabelledCounter::new(r, "bus_published", "Messages sent to nodes", "kind", BUS_KINDS),
+            bus_received: LabelledCounter::new(r, "bus_received", "Messages from nodes", "kind", BUS_KINDS),
+            bus_errors: LabelledCounter::new(r, "bus_errors", "Failed bus operations", "op", BUS_OPS),
+            bus_delivery: registered_seconds(r, "bus_delivery", "Cross-node message latency", latency_histogram()),
+            cache: LabelledCounter::new(r, "cache_lookups", "Session cache lookups", "result", CACHE_RESULTS),
+            ws_auth: registered_seconds(r, "ws_auth_duration", "WebSocket authentication time", latency_histogram()),
+            reconciliation_closed: registered(r, "reconciliation_closed", "Connections closed", Counter::default()),
+            reconciliation_runs: registered(r, "reconciliation_runs", "Reconciliation passes", Counter::default()),
+            connections: registered(r, "live_connections", "WebSocket connections on this node", Gauge::default()),
+            bus_connected: registered(r, "bus_connected", "1 when the bus is reachable", Gauge::default()),
+            sessions: registered(r, "sessions", "Sessions in the store by state", Family::default()),
+            states_seen: Mutex::new(Vec::new()),
+            registry,
+        }
+    }
+
+    /// Records one answered HTTP request; `route` is the matched pattern, never the raw path.
+    /// Builds two small strings per call (family keys are owned); a request allocates far more.
+    pub fn observe_http(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let labels = HttpLabels { method: method.to_owned(), route: route.to_owned(), status };
+        self.http.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Counts a refresh attempt: `rotate`, `replay`, `reuse`, `forged` or `rejected`.
+    pub fn refresh(&self, outcome: &str) {
+        self.refresh.inc(outcome);
+    }
+
+    /// Counts a refresh-token validation: `ok`, `reuse`, `forged` or `rejected`.
+    pub fn validate(&self, outcome: &str) {
+        self.validate.inc(outcome);
+    }
+
+    /// Counts a push sent to a client: `revoked`, `replaced`, `token_expiring`, `draining`.
+    pub fn push_sent(&self, kind: &str) {
+        self.pushes_sent.inc(kind);
+    }
+
+    /// Counts a push that could not be sent, by the same kinds.
+    pub fn push_failed(&self, kind: &str) {
+        self.pushes_failed.inc(kind);
+    }
+
+    /// Counts a message published to other nodes, by message kind.
+    pub fn bus_published(&self, kind: &str) {
+        self.bus_published.inc(kind);
+    }
+
+    /// Counts a message received from another node, by message kind.
+    pub fn bus_received(&self, kind: &str) {
+        self.bus_received.inc(kind);
+    }
+
+    /// Counts a failed bus operation, by operation (`publish`, `claim`, `heartbeat`, ...).
+    pub fn bus_error(&self, op: &str) {
+        self.bus_errors.inc(op);
+    }
+
+    /// Records how long a cross-node message took from publish to receipt.
+    pub fn bus_delivery(&self, seconds: f64) {
+        self.bus_delivery.observe(seconds);
+    }
+
+    /// Counts a session cache lookup as a hit or a miss.
+    pub fn cache(&self, hit: bool) {
+        self.cache.inc(if hit { "hit" } else { "miss" });
+    }
+
+    /// Records how long a WebSocket connection took to authenticate.
+    pub fn ws_auth(&self, seconds: f64) {
+        self.ws_auth.observe(seconds);
+    }
+
+    /// Counts one reconciliation pass and the connections it closed.
+    pub fn reconciled(&self, closed: u64) {
+        self.reconciliation_runs.inc();
+        self.reconciliation_closed.inc_by(closed);
+    }
+
+    /// Sets the number of WebSocket connections this node holds.
+    pub fn set_connections(&self, n: i64) {
+        self.connections.set(n);
+    }
+
+    /// Sets whether the bus is reachable.
+    pub fn set_bus_connected(&self, up: bool) {
+        self.bus_connected.set(i64::from(up));
+    }
+
+    /// Sets `session_sessions{state}` from counts the caller read from the store, and renders every
+    /// metric in the OpenMetrics text format. A state seen in an earlier scrape but missing from
+    /// `sessions_by_state` reads 0.
+    pub fn encode(&self, sessions_by_state: &[(&'static str, i64)]) -> String {
+        {
+            // Poisoning cannot leave the list inconsistent (pushes only), so a panic elsewhere
+            // must not stop scrapes.
+            let mut seen = self.states_seen.lock().unwrap_or_else(PoisonError::into_inner);
+            for &state in seen.iter().filter(|&&state| sessions_by_state.iter().all(|&(s, _)| s != state)) {
+                self.sessions.get_or_create(&[("state", state)]).set(0);
+            }
+            for &(state, n) in sessions_by_state {
+                self.sessions.get_or_create(&[("state", state)]).set(n);
+                if !seen.contains(&state) {
+                    seen.push(state);
+                }
+            }
+        }
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("rendering metrics into a String cannot fail");
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails, showing the whole exposition, unless `text` has exactly the line `expected`.
+    #[track_caller]
+    fn assert_line(text: &str, expected: &str) {
+        assert!(text.lines().any(|line| line == expected), "no line `{expected}` in:\n{text}");
+    }
+
+    #[test]
+    fn metrics_can_be_shared_across_tasks() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<Metrics>();
+    }
+
+    #[test]
+    fn refresh_outcomes_are_counted_separately() {
+        let m = Metrics::new();
+        m.refresh("rotate");
+        m.refresh("rotate");
+        m.refresh("reuse");
+        let text = m.encode(&[]);
+        assert_line(&text, r#"session_refresh_total{outcome="rotate"} 2"#);
+        assert_line(&text, r#"session_refresh_total{outcome="reuse"} 1"#);
+        assert_line(&text, r#"session_refresh_total{outcome="replay"} 0"#);
+    }
+
+    #[test]
+    fn a_label_value_nobody_listed_is_still_counted() {
+        let m = Metrics::new();
+        m.validate("ok");
+        m.validate("expired");
+        m.validate("expired");
+        let text = m.encode(&[]);
+        assert_line(&text, r#"session_validate_total{outcome="ok"} 1"#);
+        assert_line(&text, r#"session_validate_total{outcome="expired"} 2"#);
+    }
+
+    #[test]
+    fn pushes_bus_traffic_and_cache_lookups_are_counted_by_label() {
+        let m = Metrics::new();
+        m.push_sent("revoked");
+        m.push_failed("draining");
+        m.bus_published("revoke");
+        m.bus_received("replace");
+        m.bus_error("heartbeat");
+        m.cache(true);
+        m.cache(true);
+        m.cache(false);
+        let text = m.encode(&[]);
+        assert_line(&text, r#"session_pushes_sent_total{kind="revoked"} 1"#);
+        assert_line(&text, r#"session_pushes_failed_total{kind="draining"} 1"#);
+        assert_line(&text, r#"session_pushes_failed_total{kind="revoked"} 0"#);
+        assert_line(&text, r#"session_bus_published_total{kind="revoke"} 1"#);
+        assert_line(&text, r#"session_bus_received_total{kind="replace"} 1"#);
+        assert_line(&text, r#"session_bus_errors_total{op="heartbeat"} 1"#);
+        assert_line(&text, r#"session_cache_lookups_total{result="hit"} 2"#);
+        assert_line(&text, r#"session_cache_lookups_total{result="miss"} 1"#);
+    }
+
+    #[test]
+    fn http_requests_are_counted_per_route_in_latency_buckets() {
+        let m = Metrics::new();
+        m.observe_http("GET", "/sessions/{id}", 200, 0.003);
+        m.observe_http("GET", "/sessions/{id}", 200, 0.2);
+        m.observe_http("POST", "/sessions", 201, 0.001);
+        let text = m.encode(&[]);
+        let get = r#"method="GET",route="/sessions/{id}",status="200""#;
+        assert_line(&text, &format!("session_http_request_duration_seconds_count{{{get}}} 2"));
+        assert_line(&text, &format!(r#"session_http_request_duration_seconds_bucket{{le="0.0025",{get}}} 0"#));
+        assert_line(&text, &format!(r#"session_http_request_duration_seconds_bucket{{le="0.005",{get}}} 1"#));
+        assert_line(&text, &format!(r#"session_http_request_duration_seconds_bucket{{le="0.25",{get}}} 2"#));
+        let post = r#"method="POST",route="/sessions",status="201""#;
+        assert_line(&text, &format!("session_http_request_duration_seconds_count{{{post}}} 1"));
+    }
+
+    #[test]
+    fn bus_delivery_and_websocket_auth_histograms_count_observations() {
+        let m = Metrics::new();
+        m.bus_delivery(0.004);
+        m.bus_delivery(3.0);
+        m.ws_auth(0.01);
+        let text = m.encode(&[]);
+        assert_line(&text, "session_bus_delivery_seconds_count 2");
+        assert_line(&text, r#"session_bus_delivery_seconds_bucket{le="2.5"} 1"#);
+        assert_line(&text, r#"session_bus_delivery_seconds_bucket{le="+Inf"} 2"#);
+        assert_line(&text, "session_ws_auth_duration_seconds_count 1");
+        assert_line(&text, "session_ws_auth_duration_seconds_sum 0.01");
+    }
+
+    #[test]
+    fn reconciliation_counts_runs_and_closed_connections() {
+        let m = Metrics::new();
+        m.reconciled(3);
+        m.reconciled(0);
+        let text = m.encode(&[]);
+        assert_line(&text, "session_reconciliation_runs_total 2");
+        assert_line(&text, "session_reconciliation_closed_total 3");
+    }
+
+    #[test]
+    fn gauges_show_the_last_value_set() {
+        let m = Metrics::new();
+        m.set_connections(42);
+        m.set_connections(40);
+        m.set_bus_connected(true);
+        let text = m.encode(&[]);
+        assert_line(&text, "session_live_connections 40");
+        assert_line(&text, "session_bus_connected 1");
+        m.set_bus_connected(false);
+        assert_line(&m.encode(&[]), "session_bus_connected 0");
+    }
+
+    #[test]
+    fn the_sessions_gauge_reflects_each_scrape_and_zeroes_a_state_no_longer_reported() {
+        let m = Metrics::new();
+        let text = m.encode(&[("active", 5), ("revoked", 2)]);
+        assert_line(&text, r#"session_sessions{state="active"} 5"#);
+        assert_line(&text, r#"session_sessions{state="revoked"} 2"#);
+        let text = m.encode(&[("active", 3)]);
+        assert_line(&text, r#"session_sessions{state="active"} 3"#);
+        assert_line(&text, r#"session_sessions{state="revoked"} 0"#);
+    }
+
+    #[test]
+    fn every_family_is_named_session_and_the_exposition_is_terminated() {
+        let m = Metrics::new();
+        m.observe_http("GET", "/jwks", 200, 0.001);
+        let text = m.encode(&[("active", 1)]);
+        for line in text.lines().filter(|line| !line.starts_with("# EOF")) {
+            let name = line.trim_start_matches("# HELP ").trim_start_matches("# TYPE ").trim_start_matches("# UNIT ");
+            assert!(name.starts_with("session_"), "unprefixed line `{line}`");
+        }
+        assert_eq!(text.lines().last(), Some("# EOF"));
+    }
+}

@@ -1,0 +1,11 @@
+//! Multi-node tests: several server processes sharing private Redis instances, killed and
+//! restarted for real. `infra` checks the harness itself (private Redis servers and clusters in
+//! `common/redis.rs`, node processes in `common/node.rs`) so that a failure elsewhere in this
+//! binary is about the service, not the scaffolding.
+
+#[path = "../common/node.rs"]
+mod node;
+#[path = "../common/redis.rs"]
+mod redis;
+
+mod infra;
