@@ -33,9 +33,15 @@ struct WsCli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Creates sessions and writes their tokens to a file, for `ws-idle --tokens-file`.
-    WsTokens(ws::TokensArgs),
+    #[command(name = "ws-tokens")]
+    Tokens(ws::TokensArgs),
     /// Opens N authenticated WebSockets and keeps them alive with pings for a while.
-    WsIdle(ws::IdleArgs),
+    #[command(name = "ws-idle")]
+    Idle(ws::IdleArgs),
+    /// Opens N WebSockets spread over several nodes, revokes sessions through other nodes and
+    /// measures how long the `revoked` push takes to arrive.
+    #[command(name = "ws-revoke")]
+    Revoke(ws::RevokeArgs),
 }
 
 /// Parses the command line (exits with the usage on error, as clap does).
@@ -52,7 +58,7 @@ where
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     match args.get(1).and_then(|a| a.to_str()) {
-        Some("ws-tokens" | "ws-idle") => Ok(Mode::Ws(WsCli::try_parse_from(args)?.command)),
+        Some("ws-tokens" | "ws-idle" | "ws-revoke") => Ok(Mode::Ws(WsCli::try_parse_from(args)?.command)),
         _ => Ok(Mode::Rest(Args::try_parse_from(args)?)),
     }
 }
@@ -62,7 +68,7 @@ where
 #[command(
     name = "loadtest",
     version,
-    after_help = "WebSocket modes: `loadtest ws-tokens --help`, `loadtest ws-idle --help`."
+    after_help = "WebSocket modes: `loadtest ws-tokens --help`, `loadtest ws-idle --help`, `loadtest ws-revoke --help`."
 )]
 pub struct Args {
     /// Base URL of the server under test; its host must be a loopback address or `localhost`.

@@ -7,6 +7,8 @@
 //! loadtest ws-tokens --service-key KEY --count N --out FILE
 //! loadtest ws-idle [--service-key KEY | --tokens-file FILE] --connections N \
 //!          [--source-ips 127.0.0.2,127.0.0.3] [--hold-secs 60] [--encoding msgpack|json]
+//! loadtest ws-revoke --base-urls URL1,URL2,URL3 --service-key KEY [--tokens-file FILE] \
+//!          --connections N [--samples 1000] [--rate 100] [--revoke-timeout-secs 5]
 //! ```
 //!
 //! Only loopback targets are accepted. Every loop is bounded by the deadline (warm-up + duration)
@@ -17,7 +19,7 @@
 //! - `cli`: options and the loopback check.
 //! - `scenarios`: session set-up and the worker loops.
 //! - `stats`: per-worker recorders and the final report.
-//! - `ws`: the WebSocket modes (`ws-tokens`, `ws-idle`).
+//! - `ws`: the WebSocket modes (`ws-tokens`, `ws-idle`, `ws-revoke`).
 
 mod cli;
 mod scenarios;
@@ -38,8 +40,9 @@ use stats::{Recorder, Report};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match cli::parse() {
-        Mode::Ws(Command::WsTokens(args)) => ws::tokens(args).await,
-        Mode::Ws(Command::WsIdle(args)) => ws::idle(args).await,
+        Mode::Ws(Command::Tokens(args)) => ws::tokens(args).await,
+        Mode::Ws(Command::Idle(args)) => ws::idle(args).await,
+        Mode::Ws(Command::Revoke(args)) => ws::revoke(args).await,
         Mode::Rest(args) => rest(args).await,
     }
 }
@@ -117,11 +120,17 @@ async fn http_client(base: &str, pool: usize, timeout: std::time::Duration) -> a
         .user_agent(concat!("loadtest/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("building the HTTP client")?;
+    check_up(&http, base).await?;
+    Ok(http)
+}
+
+/// Fails unless `base` answers `GET /healthz`.
+async fn check_up(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
     http.get(format!("{base}/healthz"))
         .send()
         .await
         .with_context(|| format!("cannot reach {base}: is the server running?"))?;
-    Ok(http)
+    Ok(())
 }
 
 fn unix_nanos() -> u128 {

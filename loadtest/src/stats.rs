@@ -1,5 +1,6 @@
-//! Measurements: per-worker recorders (no sharing, so no locks on the request path), merged
-//! into one report at the end.
+//! Measurements: latency distributions ([`Latency`], also used by the WebSocket modes) and
+//! per-worker recorders (no sharing, so no locks on the request path), merged into one report at
+//! the end.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,10 +13,52 @@ use session_client::Error;
 /// ones are clamped to the top (the per-request timeout keeps them well below).
 const MAX_MICROS: u64 = 300_000_000;
 
+/// A latency distribution, recorded in microseconds and read in milliseconds.
+pub struct Latency(Histogram<u64>);
+
+impl Latency {
+    /// An empty distribution.
+    pub fn new() -> Self {
+        Self(Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("the bounds are valid"))
+    }
+
+    /// Records one duration (at least 1 µs; beyond [`MAX_MICROS`] clamped to the top).
+    pub fn record(&mut self, elapsed: Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.0.saturating_record(micros.max(1));
+    }
+
+    /// Adds `other`'s values to these.
+    pub fn merge(&mut self, other: &Latency) {
+        self.0.add(&other.0).expect("histograms with the same bounds merge");
+    }
+
+    /// How many durations were recorded.
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// The value at quantile `q` (0..=1), in milliseconds; 0 when empty.
+    pub fn ms_at(&self, q: f64) -> f64 {
+        self.0.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// The largest value, in milliseconds; 0 when empty.
+    pub fn max_ms(&self) -> f64 {
+        self.0.max() as f64 / 1000.0
+    }
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// What one worker measured.
 pub struct Recorder {
-    /// Latency of successful requests, in microseconds.
-    latency: Histogram<u64>,
+    /// Latency of successful requests.
+    latency: Latency,
     ok: u64,
     /// Failed requests by kind: `<status> <code>`, `<status> undecodable`, `transport <what>`.
     errors: BTreeMap<String, u64>,
@@ -24,14 +67,12 @@ pub struct Recorder {
 impl Recorder {
     /// An empty recorder.
     pub fn new() -> Self {
-        let latency = Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("the bounds are valid");
-        Self { latency, ok: 0, errors: BTreeMap::new() }
+        Self { latency: Latency::new(), ok: 0, errors: BTreeMap::new() }
     }
 
     /// Records a successful request that took `elapsed`.
     pub fn success(&mut self, elapsed: Duration) {
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.latency.saturating_record(micros.max(1));
+        self.latency.record(elapsed);
         self.ok += 1;
     }
 
@@ -42,7 +83,7 @@ impl Recorder {
 
     /// Adds `other`'s measurements to these.
     pub fn merge(&mut self, other: Recorder) {
-        self.latency.add(&other.latency).expect("histograms with the same bounds merge");
+        self.latency.merge(&other.latency);
         self.ok += other.ok;
         for (kind, n) in other.errors {
             *self.errors.entry(kind).or_default() += n;
@@ -60,7 +101,7 @@ impl Recorder {
 }
 
 /// A stable, low-cardinality name for a failure.
-fn error_kind(error: &Error) -> String {
+pub fn error_kind(error: &Error) -> String {
     match error {
         Error::Api { status, code, .. } => format!("{status} {code}"),
         Error::Decode { status, .. } => format!("{status} undecodable"),
@@ -98,13 +139,12 @@ impl Report<'_> {
     /// Latency quantiles in milliseconds: p50, p90, p99, p99.9, max.
     fn quantiles(&self) -> [(&'static str, f64); 5] {
         let h = &self.recorder.latency;
-        let ms = |micros: u64| micros as f64 / 1000.0;
         [
-            ("p50", ms(h.value_at_quantile(0.50))),
-            ("p90", ms(h.value_at_quantile(0.90))),
-            ("p99", ms(h.value_at_quantile(0.99))),
-            ("p99.9", ms(h.value_at_quantile(0.999))),
-            ("max", ms(h.max())),
+            ("p50", h.ms_at(0.50)),
+            ("p90", h.ms_at(0.90)),
+            ("p99", h.ms_at(0.99)),
+            ("p99.9", h.ms_at(0.999)),
+            ("max", h.max_ms()),
         ]
     }
 

@@ -5,6 +5,8 @@
 
 #[path = "../common/db.rs"]
 mod db;
+#[path = "../common/redis.rs"]
+mod redis_server;
 
 #[macro_use]
 mod helpers;
@@ -15,6 +17,7 @@ mod calls;
 mod cap;
 mod checks;
 mod cluster;
+mod cluster_faults;
 mod create;
 mod errors;
 mod events;

@@ -3,9 +3,12 @@
 //! `common/redis.rs`, node processes in `common/node.rs`) so that a failure elsewhere in this
 //! binary is about the service, not the scaffolding.
 
+#[path = "../common/db.rs"]
+mod db;
 #[path = "../common/node.rs"]
 mod node;
 #[path = "../common/redis.rs"]
 mod redis;
 
 mod infra;
+mod sigkill;

@@ -1,16 +1,18 @@
 //! One client connection: TCP from a chosen loopback source address, the WebSocket upgrade with
-//! our subprotocol, `auth` → `welcome`, then the idle loop (pings out, pongs in, a `refresh` when
-//! the server warns that the access token is expiring) until told to stop.
+//! our subprotocol, `auth` → `welcome` (timed), then the idle loop (pings out, pongs in, a `refresh`
+//! when the server warns that the access token is expiring) until told to stop or revoked.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use futures::{SinkExt, StreamExt};
+use rand::Rng;
 use session_client::proto::ws::{ClientFrame, ServerFrame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::time::{interval_at, Instant, MissedTickBehavior};
+use tokio::sync::oneshot;
+use tokio::time::{interval_at, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{header, HeaderValue, Request};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -97,11 +99,55 @@ impl Failure {
 }
 
 /// How a held connection ended.
+#[derive(Debug)]
 pub enum Ended {
     /// We closed it when told to stop.
     Stopped,
-    /// It ended before that, for this reason (a [`Failure::key`]).
+    /// The server sent `revoked`, then closed as `close` says (code 4101 when all went well).
+    Revoked { close: Failure },
+    /// It ended before the stop for another reason (a [`Failure::key`]).
     Lost(String),
+}
+
+impl Ended {
+    /// The key a connection that ended this way is counted under as lost; `None` when stopped.
+    pub fn lost_key(&self) -> Option<String> {
+        match self {
+            Self::Stopped => None,
+            Self::Revoked { close } => Some(close.key()),
+            Self::Lost(key) => Some(key.clone()),
+        }
+    }
+}
+
+/// What `welcome` said, and how long it took to get it.
+#[derive(Debug, Clone)]
+pub struct Welcome {
+    /// The connection's session (hyphenated UUID).
+    pub session_id: String,
+    /// The server's announced ping interval.
+    pub heartbeat_interval: Duration,
+    /// From starting the TCP connect to receiving `welcome`.
+    pub connect_to_welcome: Duration,
+    /// From sending `auth` to receiving `welcome`.
+    pub auth_to_welcome: Duration,
+}
+
+/// When a held connection pings.
+#[derive(Debug, Clone, Copy)]
+pub struct Pings {
+    /// The first ping.
+    pub first: Duration,
+    /// Then one every so often.
+    pub every: Duration,
+}
+
+impl Pings {
+    /// A ping every `every`, the first at a random point of the first interval: spread over many
+    /// connections, the server sees a steady trickle rather than one burst per interval.
+    pub fn spread(every: Duration) -> Self {
+        Self { first: every.mul_f64(rand::thread_rng().gen_range(0.0..1.0)), every }
+    }
 }
 
 /// What woke the idle loop.
@@ -116,8 +162,6 @@ pub struct Live {
     ws: WebSocketStream<TcpStream>,
     encoding: Encoding,
     refresh: Option<String>,
-    /// The server's announced ping interval.
-    pub heartbeat_interval: Duration,
 }
 
 /// Small buffers: the load generator holds up to ~20,000 of these, and idle connections move a
@@ -132,14 +176,15 @@ fn ws_config() -> WebSocketConfig {
 
 /// Connects from `source` (or a kernel-chosen address), upgrades, authenticates and waits for
 /// `welcome`, all within the target's timeout.
-pub async fn open(target: &Target, source: Option<IpAddr>, tokens: Tokens) -> Result<Live, Failure> {
+pub async fn open(target: &Target, source: Option<IpAddr>, tokens: Tokens) -> Result<(Live, Welcome), Failure> {
     match tokio::time::timeout(target.timeout, open_unbounded(target, source, tokens)).await {
         Ok(result) => result,
         Err(_) => Err(Failure::Timeout),
     }
 }
 
-async fn open_unbounded(target: &Target, source: Option<IpAddr>, tokens: Tokens) -> Result<Live, Failure> {
+async fn open_unbounded(target: &Target, source: Option<IpAddr>, tokens: Tokens) -> Result<(Live, Welcome), Failure> {
+    let started = Instant::now();
     let socket = if target.addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() };
     let socket = socket.map_err(|e| Failure::Connect(e.kind()))?;
     if let Some(ip) = source {
@@ -153,16 +198,22 @@ async fn open_unbounded(target: &Target, source: Option<IpAddr>, tokens: Tokens)
         .await
         .map_err(|e| Failure::Upgrade(upgrade_error(&e)))?;
 
-    let mut live =
-        Live { ws, encoding: target.encoding, refresh: tokens.refresh, heartbeat_interval: DEFAULT_HEARTBEAT };
+    let mut live = Live { ws, encoding: target.encoding, refresh: tokens.refresh };
+    let auth_sent = Instant::now();
     live.send(&ClientFrame::Auth { id: Some(1), token: tokens.access }).await?;
     loop {
         match live.next_frame().await? {
-            ServerFrame::Welcome { heartbeat_interval_ms, .. } => {
-                if heartbeat_interval_ms > 0 {
-                    live.heartbeat_interval = Duration::from_millis(heartbeat_interval_ms);
-                }
-                return Ok(live);
+            ServerFrame::Welcome { session_id, heartbeat_interval_ms, .. } => {
+                let welcome = Welcome {
+                    session_id: session_id.hyphenated().to_string(),
+                    heartbeat_interval: match heartbeat_interval_ms {
+                        0 => DEFAULT_HEARTBEAT,
+                        ms => Duration::from_millis(ms),
+                    },
+                    connect_to_welcome: started.elapsed(),
+                    auth_to_welcome: auth_sent.elapsed(),
+                };
+                return Ok((live, welcome));
             }
             frame => {
                 if let Some(reason) = closing_reason(&frame) {
@@ -251,10 +302,17 @@ impl Live {
         }
     }
 
-    /// Keeps the connection alive: a `ping` every `every` (the first after `first`), answering
-    /// `token_expiring` with a `refresh`, until `stop` (then closes with 1000) or the server ends it.
-    pub async fn hold(mut self, first: Duration, every: Duration, stop: &CancellationToken, tally: &Tally) -> Ended {
-        let mut ticker = interval_at(Instant::now() + first, every);
+    /// Keeps the connection alive with `pings`, answering `token_expiring` with a `refresh`, until
+    /// `stop` (then closes with 1000) or the server ends it. When a `revoked` frame arrives, its
+    /// arrival time goes to `on_revoked` at once, before the close is awaited.
+    pub async fn hold(
+        mut self,
+        pings: Pings,
+        stop: &CancellationToken,
+        tally: &Tally,
+        mut on_revoked: Option<oneshot::Sender<Instant>>,
+    ) -> Ended {
+        let mut ticker = interval_at(tokio::time::Instant::now() + pings.first, pings.every);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut next_id = 2;
         loop {
@@ -274,6 +332,14 @@ impl Live {
                     tally.pings.fetch_add(1, Ordering::Relaxed);
                     next_id += 1;
                     self.send(&ClientFrame::Ping { id: Some(next_id), ts: unix_millis() }).await.map(|()| None)
+                }
+                Event::Frame(Ok(ServerFrame::Revoked { reason })) => {
+                    let arrived = Instant::now();
+                    if let Some(tx) = on_revoked.take() {
+                        // The receiver is gone when the sample already timed out: nothing to tell.
+                        let _ = tx.send(arrived);
+                    }
+                    return Ended::Revoked { close: self.await_close(format!("revoked: {reason}")).await };
                 }
                 Event::Frame(Ok(frame)) => self.handle(frame, &mut next_id, tally).await,
                 Event::Frame(Err(failure)) => Err(failure),
@@ -338,6 +404,21 @@ mod tests {
         assert_eq!(f.key(), "close 4100 (invalid_token)");
         assert_eq!(Failure::Closed { code: None, reason: None }.key(), "close without code (no reason frame)");
         assert_eq!(Failure::Connect(std::io::ErrorKind::AddrNotAvailable).key(), "connect: address not available");
+    }
+
+    #[test]
+    fn a_revoked_connection_counts_as_lost_under_its_close() {
+        let close = Failure::Closed { code: Some(4101), reason: Some("revoked: loadtest".into()) };
+        assert_eq!(Ended::Revoked { close }.lost_key().as_deref(), Some("close 4101 (revoked: loadtest)"));
+        assert_eq!(Ended::Stopped.lost_key(), None);
+    }
+
+    #[test]
+    fn pings_start_within_the_first_interval() {
+        for _ in 0..100 {
+            let p = Pings::spread(Duration::from_secs(15));
+            assert!(p.first < p.every, "{p:?}");
+        }
     }
 
     #[test]

@@ -1,39 +1,51 @@
-//! The WebSocket modes, built for measuring what an idle connection costs the server.
+//! The WebSocket modes, built for measuring what an idle connection costs the server and how fast
+//! a revoke reaches a device connected to another node.
 //!
 //! - `ws-tokens` creates sessions through the service API and writes their tokens to a file, so
 //!   the server's memory can be sampled after the sessions exist and before any socket opens.
 //! - `ws-idle` opens N connections to `/ws` (each from one of the given loopback source addresses,
 //!   round-robin), authenticates each with an `auth` frame, keeps them all alive with `ping`s spread
 //!   over the heartbeat interval for `--hold-secs`, then closes them and exits.
+//! - `ws-revoke` opens N connections spread over several nodes the same way, then revokes a
+//!   sample of their sessions at a steady rate, each through a node other than the one holding the
+//!   connection, and measures how long the `revoked` push takes to arrive.
 //!
 //! Everything is bounded: connection attempts by `--connect-timeout-secs`, the hold by
-//! `--hold-secs` (SIGINT or SIGTERM ends it early), the final close handshakes by a fixed timeout.
+//! `--hold-secs` or the sample count and rate (SIGINT or SIGTERM ends either early), each revoke by
+//! `--revoke-timeout-secs`, the final close handshakes by a fixed timeout.
 //!
 //! # Layout
 //! - `sessions`: creating sessions and the tokens file.
 //! - `conn`: one connection (source binding, handshake, `auth`, the idle loop) and the codec.
 //! - `tally`: shared counters, progress lines and the summary.
+//! - `idle`: the `ws-idle` mode.
+//! - `revoke`: the `ws-revoke` mode; `plan`: its pure parts (node choice, sampling, pacing).
 
 mod conn;
+mod idle;
+mod plan;
+mod results;
+mod revoke;
 mod sessions;
 mod tally;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::ValueEnum;
 use futures::StreamExt;
-use rand::Rng;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::loopback_url;
-use conn::{Ended, Target};
+use conn::{Live, Target, Welcome};
 use sessions::Tokens;
 use tally::Tally;
+
+pub use idle::{idle, IdleArgs};
+pub use revoke::{revoke, RevokeArgs};
 
 /// The most connections one process opens: the machine allows 20,000 open files per process,
 /// and the process needs a few for itself (runtime, HTTP pool, stdio).
@@ -61,17 +73,10 @@ pub struct TokensArgs {
     pub create_concurrency: u32,
 }
 
-/// Options of `ws-idle`.
+/// How the connections of `ws-idle` and `ws-revoke` are opened and kept alive.
 #[derive(Debug, clap::Args)]
-pub struct IdleArgs {
-    /// Base URL of the server; its host must be a loopback address or `localhost`.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub base_url: String,
-    /// Service key with the `sessions:write` scope (to create the sessions).
-    #[arg(long, env = "LOADTEST_SERVICE_KEY", hide_env_values = true, required_unless_present = "tokens_file")]
-    pub service_key: Option<String>,
-    /// Use the sessions of this file (written by `ws-tokens`) instead of creating new ones; takes
-    /// precedence over --service-key.
+pub struct ConnectArgs {
+    /// Use the sessions of this file (written by `ws-tokens`) instead of creating new ones.
     #[arg(long)]
     pub tokens_file: Option<PathBuf>,
     /// Connections to open and hold, each for its own session.
@@ -81,13 +86,10 @@ pub struct IdleArgs {
     /// each address has its own ~28,000 ephemeral ports. Default: let the kernel choose.
     #[arg(long, value_delimiter = ',')]
     pub source_ips: Vec<IpAddr>,
-    /// How long to hold the connections once they are all open.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub hold_secs: u64,
     /// Frame encoding (the subprotocol offered).
     #[arg(long, value_enum, default_value_t = Encoding::Msgpack)]
     pub encoding: Encoding,
-    /// `POST /sessions` requests in flight at once.
+    /// `POST /sessions` requests in flight at once (without --tokens-file).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub create_concurrency: u32,
     /// Connection attempts (TCP + upgrade + `auth`) in flight at once, so the server's accept
@@ -100,10 +102,27 @@ pub struct IdleArgs {
     /// Ping this often instead of the `heartbeat_interval_ms` that `welcome` announces.
     #[arg(long, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub ping_interval_ms: Option<u64>,
-    /// Once every connection attempt has finished, write the counts there as JSON (written to a
-    /// temporary name, then renamed, so a reader never sees half a file).
-    #[arg(long)]
-    pub ready_file: Option<PathBuf>,
+}
+
+impl ConnectArgs {
+    /// How many connections to open.
+    pub fn count(&self) -> usize {
+        self.connections as usize
+    }
+
+    /// The sessions to connect with: the tokens file's, or new ones created through `base`.
+    async fn sessions(&self, base: &str, service_key: Option<&str>) -> anyhow::Result<Vec<Tokens>> {
+        match (&self.tokens_file, service_key) {
+            (Some(path), _) => sessions::read(path, self.count()),
+            (None, Some(key)) => sessions::create(base, key, self.count(), self.create_concurrency as usize).await,
+            (None, None) => bail!("give --service-key or --tokens-file"),
+        }
+    }
+
+    /// The ping schedule of a connection whose `welcome` announced `heartbeat`.
+    fn pings(&self, heartbeat: Duration) -> conn::Pings {
+        conn::Pings::spread(self.ping_interval_ms.map_or(heartbeat, Duration::from_millis))
+    }
 }
 
 /// How frames are encoded on the wire.
@@ -125,89 +144,87 @@ pub async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `ws-idle`: opens, holds, closes; fails when a connection could not be opened or was lost.
-pub async fn idle(args: IdleArgs) -> anyhow::Result<()> {
-    let base = base_url(&args.base_url)?;
-    let target = Target::resolve(&base, args.encoding, Duration::from_secs(args.connect_timeout_secs)).await?;
-    let sources = check_sources(&args.source_ips, target.addr)?;
-    let n = args.connections as usize;
-    check_open_files_limit(n)?;
-    let sessions = match (&args.tokens_file, &args.service_key) {
-        (Some(path), _) => sessions::read(path, n)?,
-        (None, Some(key)) => sessions::create(&base, key, n, args.create_concurrency as usize).await?,
-        (None, None) => bail!("give --service-key or --tokens-file"),
-    };
+/// Where the connections go and where they come from: connection `i` goes to node `i % nodes`,
+/// from source address `i % sources`.
+struct Dialer {
+    targets: Vec<Target>,
+    sources: Vec<Option<IpAddr>>,
+    concurrency: usize,
+}
 
-    let stop = CancellationToken::new();
-    tokio::spawn(stop_on_signal(stop.clone()));
-    let tally = Arc::new(Tally::new(n));
-    let progress = tokio::spawn(tally::progress(Arc::clone(&tally), stop.clone()));
-
-    let started = Instant::now();
-    let mut held = connect_all(&args, &target, &sources, sessions, &tally, &stop).await;
-    let connect_time = started.elapsed();
-    eprintln!("{}", tally.line("connected", connect_time));
-    if let Some(path) = &args.ready_file {
-        tally::write_ready(path, &tally).with_context(|| format!("writing {}", path.display()))?;
+impl Dialer {
+    /// Resolves each base URL (already checked by [`base_url`]) and checks the source addresses
+    /// and the open-files limit.
+    async fn new(bases: &[String], args: &ConnectArgs) -> anyhow::Result<Self> {
+        let timeout = Duration::from_secs(args.connect_timeout_secs);
+        let mut targets = Vec::with_capacity(bases.len());
+        for base in bases {
+            let target = Target::resolve(base, args.encoding, timeout).await?;
+            check_sources(&args.source_ips, target.addr)?;
+            targets.push(target);
+        }
+        let Some(first) = targets.first() else { bail!("no server to connect to") };
+        let sources = check_sources(&args.source_ips, first.addr)?;
+        check_open_files_limit(args.count())?;
+        Ok(Self { targets, sources, concurrency: args.connect_concurrency as usize })
     }
 
-    tally.start_hold();
-    tokio::select! {
-        () = tokio::time::sleep(Duration::from_secs(args.hold_secs)) => {}
-        () = stop.cancelled() => eprintln!("interrupted: closing early"),
+    /// The node that connection `i` goes to.
+    fn node_of(&self, i: usize) -> usize {
+        i % self.targets.len()
     }
-    stop.cancel();
-    progress.abort();
-    let closed = tokio::time::timeout(CLOSE_TIMEOUT, async { while held.join_next().await.is_some() {} }).await;
+
+    /// Opens a connection for each session, at most `concurrency` attempts at a time, and hands
+    /// each welcomed one to `welcomed(i, live, welcome)`; failures are counted in `tally`. Stops
+    /// opening new ones on `stop`.
+    async fn connect_all(
+        &self,
+        sessions: Vec<Tokens>,
+        tally: &Tally,
+        stop: &CancellationToken,
+        mut welcomed: impl FnMut(usize, Live, Welcome),
+    ) {
+        let mut attempts = futures::stream::iter(sessions.into_iter().enumerate())
+            .map(|(i, tokens)| {
+                let (target, source) = (&self.targets[self.node_of(i)], self.sources[i % self.sources.len()]);
+                async move { (i, conn::open(target, source, tokens).await) }
+            })
+            .buffer_unordered(self.concurrency);
+        loop {
+            let next = tokio::select! {
+                r = attempts.next() => r,
+                () = stop.cancelled() => None,
+            };
+            let Some((i, result)) = next else { break };
+            match result {
+                Ok((live, welcome)) => {
+                    tally.welcomed();
+                    welcomed(i, live, welcome);
+                }
+                Err(failure) => tally.failed(failure.key()),
+            }
+        }
+    }
+}
+
+/// Waits for the held connections to close (after `stop` was cancelled), at most
+/// [`CLOSE_TIMEOUT`]; drops those that have not by then. Returns what the finished tasks gave.
+async fn close_all<T: 'static>(mut held: JoinSet<T>) -> Vec<T> {
+    let mut ended = Vec::with_capacity(held.len());
+    let closed = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        while let Some(r) = held.join_next().await {
+            // A panicked connection task has nothing to report; its panic message is on stderr.
+            if let Ok(t) = r {
+                ended.push(t);
+            }
+        }
+    })
+    .await;
     if closed.is_err() {
         eprintln!("{} connections did not close within {CLOSE_TIMEOUT:?}; dropping them", held.len());
         held.abort_all();
     }
-
-    print!("{}", tally.summary(&base, args.encoding, connect_time));
-    println!("{}", tally.json(&base, args.encoding, connect_time));
-    tally.verdict()
-}
-
-/// Opens every connection, at most `--connect-concurrency` attempts at a time, and spawns the idle
-/// loop of each one that is welcomed. Returns the idle loops.
-async fn connect_all(
-    args: &IdleArgs,
-    target: &Target,
-    sources: &[Option<IpAddr>],
-    sessions: Vec<Tokens>,
-    tally: &Arc<Tally>,
-    stop: &CancellationToken,
-) -> JoinSet<()> {
-    let mut held = JoinSet::new();
-    let mut attempts = futures::stream::iter(sessions.into_iter().enumerate())
-        .map(|(i, tokens)| conn::open(target, sources[i % sources.len()], tokens))
-        .buffer_unordered(args.connect_concurrency as usize);
-    loop {
-        let result = tokio::select! {
-            r = attempts.next() => r,
-            () = stop.cancelled() => None,
-        };
-        let Some(result) = result else { break };
-        match result {
-            Ok(live) => {
-                tally.welcomed();
-                let every = args.ping_interval_ms.map_or(live.heartbeat_interval, Duration::from_millis);
-                // A random phase per connection spreads the pings evenly over the interval, so
-                // the server sees a steady trickle rather than one burst per interval.
-                let first = every.mul_f64(rand::thread_rng().gen_range(0.0..1.0));
-                let (tally, stop) = (Arc::clone(tally), stop.clone());
-                held.spawn(async move {
-                    let ended = live.hold(first, every, &stop, &tally).await;
-                    if let Ended::Lost(why) = ended {
-                        tally.lost(why);
-                    }
-                });
-            }
-            Err(failure) => tally.failed(failure.key()),
-        }
-    }
-    held
+    ended
 }
 
 /// The base URL without its trailing slash, after the loopback check.
@@ -254,7 +271,7 @@ fn open_files_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// Cancels `stop` on Ctrl-C (SIGINT) or SIGTERM, so a supervising script ends the hold early
+/// Cancels `stop` on Ctrl-C (SIGINT) or SIGTERM, so a supervising script ends the run early
 /// and the connections still close cleanly.
 async fn stop_on_signal(stop: CancellationToken) {
     #[cfg(unix)]
@@ -279,33 +296,9 @@ mod tests {
     use crate::cli::{parse_from, Command, Mode};
 
     #[test]
-    fn the_documented_ws_idle_command_line_parses() {
-        let mode = parse_from([
-            "loadtest",
-            "ws-idle",
-            "--base-url",
-            "http://127.0.0.1:8080",
-            "--service-key",
-            "k",
-            "--connections",
-            "10000",
-            "--source-ips",
-            "127.0.0.2,127.0.0.3",
-            "--hold-secs",
-            "60",
-            "--encoding",
-            "json",
-        ])
-        .unwrap();
-        let Mode::Ws(Command::WsIdle(args)) = mode else { panic!("not ws-idle") };
-        assert_eq!(args.connections, 10_000);
-        assert_eq!(args.source_ips.len(), 2);
-        assert_eq!(args.encoding, Encoding::Json);
-        assert!(parse_from(["loadtest", "ws-idle", "--connections", "19901", "--service-key", "k"]).is_err());
-        let from_file = parse_from(["loadtest", "ws-idle", "--connections", "5", "--tokens-file", "t"]);
-        assert!(matches!(from_file, Ok(Mode::Ws(Command::WsIdle(_)))));
+    fn the_ws_tokens_command_line_parses() {
         let tokens = parse_from(["loadtest", "ws-tokens", "--service-key", "k", "--count", "3", "--out", "t"]);
-        assert!(matches!(tokens, Ok(Mode::Ws(Command::WsTokens(_)))));
+        assert!(matches!(tokens, Ok(Mode::Ws(Command::Tokens(_)))));
     }
 
     #[test]
@@ -324,5 +317,17 @@ mod tests {
         assert_eq!(base_url("http://127.0.0.1:8080/").unwrap(), "http://127.0.0.1:8080");
         assert!(base_url("http://10.1.1.1:8080").is_err());
         assert!(base_url("https://127.0.0.1:8443").is_err());
+    }
+
+    #[tokio::test]
+    async fn connection_i_goes_to_node_i_mod_k() {
+        let args = match parse_from(["loadtest", "ws-idle", "--connections", "5", "--tokens-file", "t"]) {
+            Ok(Mode::Ws(Command::Idle(a))) => a.conn,
+            other => panic!("{other:?}"),
+        };
+        let bases = ["http://127.0.0.1:9".to_owned(), "http://127.0.0.2:9".to_owned(), "http://127.0.0.3:9".to_owned()];
+        let dialer = Dialer::new(&bases, &args).await.unwrap();
+        let nodes: Vec<_> = (0..7).map(|i| dialer.targets[dialer.node_of(i)].addr.ip().to_string()).collect();
+        assert_eq!(nodes, ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.1"]);
     }
 }

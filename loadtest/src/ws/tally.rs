@@ -35,8 +35,10 @@ pub struct Tally {
     pub refreshed: AtomicU64,
     /// Connection attempts that did not end in `welcome`, by [`super::conn::Failure::key`].
     failed: Mutex<BTreeMap<String, u64>>,
-    /// Welcomed connections that ended before the stop, by reason.
+    /// Welcomed connections that ended before the stop, by reason (not counting `revoked`).
     lost: Mutex<BTreeMap<String, u64>>,
+    /// Welcomed connections that ended with a `revoked` frame (`ws-revoke` expects those).
+    revoked: AtomicU64,
     /// `error` frames that did not close the connection, by code.
     errors: Mutex<BTreeMap<String, u64>>,
     hold_started: Mutex<Option<Instant>>,
@@ -66,6 +68,7 @@ impl Tally {
             refreshed: AtomicU64::new(0),
             failed: Mutex::default(),
             lost: Mutex::default(),
+            revoked: AtomicU64::new(0),
             errors: Mutex::default(),
             hold_started: Mutex::default(),
         }
@@ -84,6 +87,16 @@ impl Tally {
     /// A welcomed connection ended before the stop.
     pub fn lost(&self, key: String) {
         bump(&self.lost, key);
+    }
+
+    /// A welcomed connection ended with `revoked`, which the run asked for.
+    pub fn revoked(&self) {
+        self.revoked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Welcomed connections that ended before the stop, by reason.
+    pub fn lost_counts(&self) -> BTreeMap<String, u64> {
+        snapshot(&self.lost)
     }
 
     /// An `error` frame that left the connection open.
@@ -114,26 +127,28 @@ impl Tally {
 
     /// Connections open right now.
     pub fn live(&self) -> u64 {
-        self.welcomed.load(Ordering::Relaxed).saturating_sub(self.lost_count())
+        let ended = self.lost_count() + self.revoked.load(Ordering::Relaxed);
+        self.welcomed.load(Ordering::Relaxed).saturating_sub(ended)
     }
 
     /// One progress line.
     pub fn line(&self, phase: &str, elapsed: Duration) -> String {
         format!(
-            "[{:>6.1}s] {phase}: welcomed {}/{}, failed {}, live {}, lost {}, pings {}, pongs {}",
+            "[{:>6.1}s] {phase}: welcomed {}/{}, failed {}, live {}, lost {}, revoked {}, pings {}, pongs {}",
             elapsed.as_secs_f64(),
             self.welcomed.load(Ordering::Relaxed),
             self.total,
             self.failed_count(),
             self.live(),
             self.lost_count(),
+            self.revoked.load(Ordering::Relaxed),
             self.pings.load(Ordering::Relaxed),
             self.pongs.load(Ordering::Relaxed),
         )
     }
 
     /// The run as JSON (also the ready file's content).
-    fn value(&self) -> serde_json::Value {
+    pub fn value(&self) -> serde_json::Value {
         let pongs = self.pongs.load(Ordering::Relaxed);
         json!({
             "pid": std::process::id(),
@@ -142,6 +157,7 @@ impl Tally {
             "live": self.live(),
             "failed": snapshot(&self.failed),
             "lost": snapshot(&self.lost),
+            "revoked": self.revoked.load(Ordering::Relaxed),
             "errors": snapshot(&self.errors),
             "pings": self.pings.load(Ordering::Relaxed),
             "pongs": pongs,
@@ -152,11 +168,11 @@ impl Tally {
         })
     }
 
-    /// The final report, human-readable.
-    pub fn summary(&self, target: &str, encoding: Encoding, connect_time: Duration) -> String {
+    /// The final report of `mode`, human-readable.
+    pub fn summary(&self, mode: &str, target: &str, encoding: Encoding, connect_time: Duration) -> String {
         let v = self.value();
         let mut out = String::new();
-        let _ = writeln!(out, "ws-idle against {target}/ws ({encoding:?})");
+        let _ = writeln!(out, "{mode} against {target} ({encoding:?})");
         let _ = writeln!(
             out,
             "  connections  {} asked, {} welcomed in {:.1} s, {} failed",
@@ -165,7 +181,13 @@ impl Tally {
             connect_time.as_secs_f64(),
             self.failed_count()
         );
-        let _ = writeln!(out, "  held         {} until the stop, {} lost before it", v["live"], self.lost_count());
+        let _ = writeln!(
+            out,
+            "  held         {} until the stop, {} revoked, {} lost before it",
+            v["live"],
+            v["revoked"],
+            self.lost_count()
+        );
         let _ = writeln!(
             out,
             "  heartbeats   {} pings, {} pongs, rtt mean {:.1} ms, max {} ms",
@@ -185,14 +207,14 @@ impl Tally {
         out
     }
 
-    /// The final report as one JSON line.
-    pub fn json(&self, target: &str, encoding: Encoding, connect_time: Duration) -> String {
+    /// The final report of `mode` as JSON, printed as one line.
+    pub fn json(&self, mode: &str, target: &str, encoding: Encoding, connect_time: Duration) -> serde_json::Value {
         let mut v = self.value();
-        v["mode"] = json!("ws-idle");
+        v["mode"] = json!(mode);
         v["target"] = json!(target);
         v["encoding"] = json!(format!("{encoding:?}").to_lowercase());
         v["connect_secs"] = json!(connect_time.as_secs_f64());
-        v.to_string()
+        v
     }
 
     /// Ok when every connection was welcomed and held until the stop.
@@ -246,6 +268,17 @@ mod tests {
         assert!(t.verdict().is_err());
         let v = t.value();
         assert_eq!(v["lost"]["close 4001 (heartbeat_timeout)"], 1);
+    }
+
+    #[test]
+    fn revoked_connections_are_no_longer_live_but_not_lost() {
+        let t = Tally::new(2);
+        t.welcomed();
+        t.welcomed();
+        t.revoked();
+        assert_eq!(t.live(), 1);
+        assert!(t.verdict().is_ok());
+        assert!(t.summary("ws-revoke", "x", Encoding::Json, Duration::ZERO).contains("1 revoked"));
     }
 
     #[test]
