@@ -97,6 +97,7 @@ async fn counts(state: &AppState) -> Result<SessionCounts, ApiError> {
 #[utoipa::path(get, path = "/metrics", tag = "public", responses((status = 200, body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let c = counts(&state).await?;
+    state.metrics.set_connections(state.registry.len() as i64);
     let text = state.metrics.encode(&[("active", c.active), ("revoked", c.revoked), ("expired", c.expired)]);
     let mut response = text.into_response();
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";

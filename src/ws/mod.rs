@@ -35,6 +35,9 @@ use crate::state::AppState;
 use crate::store::Store;
 use codec::{Encoding, InboundLimits};
 
+/// Sessions per `last_seen` statement.
+pub const FLUSH_CHUNK: usize = 250;
+
 /// Gateway settings (docs/protocol.md lists them with their defaults).
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -158,15 +161,21 @@ impl Gateway {
         self.metrics.set_connections(self.registry.len() as i64);
     }
 
-    /// Writes the activity gathered since the last flush to the store, in one batch.
+    /// Writes the activity gathered since the last flush to the store, in statements of at most
+    /// [`FLUSH_CHUNK`] sessions: each holds its rows' locks only for its own short transaction, so
+    /// a revocation of one of those sessions never waits behind thousands of others (measured:
+    /// one statement for a node's whole batch put the cross-node revoke p99 at 83 ms with 10,000
+    /// connections; docs/performance.md).
     pub async fn flush_presence(&self, store: &dyn Store) {
         let seen = self.registry.take_seen();
-        if seen.is_empty() {
-            return;
-        }
-        if let Err(e) = store.touch_last_seen(&seen).await {
-            tracing::warn!(error = %e, sessions = seen.len(), "flushing last_seen failed; retrying next flush");
-            self.registry.requeue_seen(seen);
+        let mut chunks = seen.chunks(FLUSH_CHUNK);
+        while let Some(chunk) = chunks.next() {
+            if let Err(e) = store.touch_last_seen(chunk).await {
+                let left: Vec<_> = chunk.iter().chain(chunks.flatten()).copied().collect();
+                tracing::warn!(error = %e, sessions = left.len(), "flushing last_seen failed; retrying next flush");
+                self.registry.requeue_seen(left);
+                return;
+            }
         }
     }
 

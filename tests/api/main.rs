@@ -26,6 +26,7 @@ mod grace;
 mod keys;
 mod lifetimes;
 mod listing;
+mod metrics;
 mod probes;
 mod public;
 mod race;
