@@ -49,7 +49,8 @@ async fn the_counters_follow_what_the_node_does(backend: Backend) {
     assert_eq!(value(&text, r#"session_sessions{state="active"}"#), 1.0);
     assert_eq!(value(&text, r#"session_sessions{state="revoked"}"#), 1.0);
     assert_eq!(value(&text, "session_ws_auth_duration_seconds_count"), 1.0);
-    let refreshes = r#"session_http_request_duration_seconds_count{method="POST",route="/session/refresh",status="200"}"#;
+    let refreshes =
+        r#"session_http_request_duration_seconds_count{method="POST",route="/session/refresh",status="200"}"#;
     assert_eq!(value(&text, refreshes), 2.0);
     let forged = r#"session_http_request_duration_seconds_count{method="POST",route="/session/refresh",status="401"}"#;
     assert_eq!(value(&text, forged), 1.0);
