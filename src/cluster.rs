@@ -280,7 +280,7 @@ impl RevocationListener for Cluster {
         }
         let mut by_node: HashMap<String, Vec<Uuid>> = HashMap::new();
         for (user, ids) in by_user {
-            let located = match self.bus.locate(user).await {
+            let located = match self.bus.route(user).await {
                 Ok(located) => located,
                 Err(e) => {
                     self.metrics.bus_error("locate");

@@ -111,6 +111,11 @@ pub trait Bus: Send + Sync + 'static {
     /// dropped as they are found).
     async fn locate(&self, user: &str) -> Result<HashMap<Uuid, String>, BusError>;
 
+    /// [`Bus::locate`] for a revocation about to be routed: the same answer, read over the
+    /// control lane, so a revoke never queues behind presence or cache traffic (a node
+    /// re-announcing thousands of connections, a burst of cache fills).
+    async fn route(&self, user: &str) -> Result<HashMap<Uuid, String>, BusError>;
+
     /// Renews this node's liveness key (with its TTL) and its published stats.
     async fn heartbeat(&self, info: &NodeInfo) -> Result<Liveness, BusError>;
 

@@ -11,8 +11,8 @@
 //!
 //! Every key holds one thing and every script touches one key, so all of it works unchanged on a
 //! Cluster, where keys spread over the shards. Three connections, so neither waits behind the
-//! others: `data` (presence, cache, liveness), `control` (publishing control messages) and the
-//! subscriber.
+//! others: `data` (presence, cache, liveness), `control` (the directory lookups of revocations
+//! and the control messages they publish) and the subscriber.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -254,17 +254,37 @@ impl RedisBus {
         self.live.read().unwrap_or_else(|e| e.into_inner()).contains(node)
     }
 
-    /// Whether `node` is alive, asking Redis about nodes this one has not seen yet (a node that
-    /// started since the last beat).
-    async fn check_live(&self, node: &str) -> Result<bool, BusError> {
+    /// Whether `node` is alive, asking Redis (over `lane`) about nodes this one has not seen yet
+    /// (a node that started since the last beat).
+    async fn check_live(&self, lane: &Conn, node: &str) -> Result<bool, BusError> {
         if self.is_live(node) {
             return Ok(true);
         }
-        let exists: bool = self.data.query(redis::cmd("EXISTS").arg(self.node_key(node))).await?;
+        let exists: bool = lane.query(redis::cmd("EXISTS").arg(self.node_key(node))).await?;
         if exists {
             self.live.write().unwrap_or_else(|e| e.into_inner()).insert(node.to_owned());
         }
         Ok(exists)
+    }
+
+    /// Where `user`'s sessions are connected on live nodes, read over `lane`; ghosts of dead
+    /// nodes are dropped as they are found.
+    async fn locate_on(&self, lane: &Conn, user: &str) -> Result<HashMap<Uuid, String>, BusError> {
+        let key = self.presence_key(user);
+        let entries: HashMap<String, String> = lane.query(redis::cmd("HGETALL").arg(&key)).await?;
+        let mut found = HashMap::with_capacity(entries.len());
+        for (session, node) in entries {
+            let Ok(session) = session.parse::<Uuid>() else { continue };
+            if self.check_live(lane, &node).await? {
+                found.insert(session, node);
+            } else {
+                // A dead node's ghost: drop it, unless a live node took the session meanwhile.
+                let mut invocation = self.scripts.release.key(&key);
+                invocation.arg(session.to_string()).arg(&node);
+                lane.script::<i64>(&invocation).await?;
+            }
+        }
+        Ok(found)
     }
 
     /// Replays invalidations that failed earlier.
@@ -360,21 +380,11 @@ impl Bus for RedisBus {
     }
 
     async fn locate(&self, user: &str) -> Result<HashMap<Uuid, String>, BusError> {
-        let key = self.presence_key(user);
-        let entries: HashMap<String, String> = self.data.query(redis::cmd("HGETALL").arg(&key)).await?;
-        let mut found = HashMap::with_capacity(entries.len());
-        for (session, node) in entries {
-            let Ok(session) = session.parse::<Uuid>() else { continue };
-            if self.check_live(&node).await? {
-                found.insert(session, node);
-            } else {
-                // A dead node's ghost: drop it, unless a live node took the session meanwhile.
-                let mut invocation = self.scripts.release.key(&key);
-                invocation.arg(session.to_string()).arg(&node);
-                self.data.script::<i64>(&invocation).await?;
-            }
-        }
-        Ok(found)
+        self.locate_on(&self.data, user).await
+    }
+
+    async fn route(&self, user: &str) -> Result<HashMap<Uuid, String>, BusError> {
+        self.locate_on(&self.control, user).await
     }
 
     async fn heartbeat(&self, info: &NodeInfo) -> Result<Liveness, BusError> {

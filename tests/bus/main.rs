@@ -116,6 +116,7 @@ bus_stories!(
     a_message_reaches_the_addressed_node_only,
     a_claim_returns_the_previous_node_and_a_release_removes_only_its_own_entry,
     a_node_that_stops_beating_drops_out_of_presence_and_the_node_list,
+    a_revocation_route_names_the_node_of_each_live_connection,
     the_first_beat_recreates_and_later_beats_renew,
     claim_all_announces_every_connection_again,
     the_cache_serves_a_filled_record_until_it_is_invalidated,

@@ -127,11 +127,29 @@ pub async fn a_node_that_stops_beating_drops_out_of_presence_and_the_node_list(n
         !b.locate("u2").await.unwrap().contains_key(&on_a)
     })
     .await;
+    assert!(!b.route("u2").await.unwrap().contains_key(&on_a), "revocations are not routed to a dead node");
     assert!(started.elapsed() >= TTL / 2, "A lapsed before its TTL: {:?}", started.elapsed());
     let located = b.locate("u2").await.unwrap();
     assert_eq!(located.get(&on_b).map(String::as_str), Some(b.node_id()), "B's own session stays online");
     let ids: Vec<String> = b.nodes().await.unwrap().into_iter().map(|n| n.id).collect();
     assert_eq!(ids, vec![b.node_id().to_owned()]);
+}
+
+pub async fn a_revocation_route_names_the_node_of_each_live_connection(nodes: Nodes) {
+    let (a, b, c) = (nodes.node().await, nodes.node().await, nodes.node().await);
+    // C starts after A's last beat: A must ask about it rather than drop its claim as a ghost.
+    a.heartbeat(&info(&a)).await.unwrap();
+    b.heartbeat(&info(&b)).await.unwrap();
+    let (on_b, on_c) = (Uuid::new_v4(), Uuid::new_v4());
+    b.claim("u9", on_b).await.unwrap();
+    c.heartbeat(&info(&c)).await.unwrap();
+    c.claim("u9", on_c).await.unwrap();
+    let routed = a.route("u9").await.unwrap();
+    assert_eq!(routed, a.locate("u9").await.unwrap(), "both lanes give the same answer");
+    assert_eq!(routed.get(&on_b).map(String::as_str), Some(b.node_id()));
+    assert_eq!(routed.get(&on_c).map(String::as_str), Some(c.node_id()));
+    assert_eq!(routed.len(), 2);
+    assert!(a.route("nobody").await.unwrap().is_empty());
 }
 
 pub async fn the_first_beat_recreates_and_later_beats_renew(nodes: Nodes) {
