@@ -42,6 +42,10 @@ pub enum Command {
     /// measures how long the `revoked` push takes to arrive.
     #[command(name = "ws-revoke")]
     Revoke(ws::RevokeArgs),
+    /// Offers open-loop load at a fixed rate over several nodes: cached `POST /session/validate`
+    /// or WebSocket `auth`, timed from each request's due time.
+    #[command(name = "paced")]
+    Paced(ws::PacedArgs),
 }
 
 /// Parses the command line (exits with the usage on error, as clap does).
@@ -58,7 +62,7 @@ where
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     match args.get(1).and_then(|a| a.to_str()) {
-        Some("ws-tokens" | "ws-idle" | "ws-revoke") => Ok(Mode::Ws(WsCli::try_parse_from(args)?.command)),
+        Some("ws-tokens" | "ws-idle" | "ws-revoke" | "paced") => Ok(Mode::Ws(WsCli::try_parse_from(args)?.command)),
         _ => Ok(Mode::Rest(Args::try_parse_from(args)?)),
     }
 }
@@ -68,7 +72,7 @@ where
 #[command(
     name = "loadtest",
     version,
-    after_help = "WebSocket modes: `loadtest ws-tokens --help`, `loadtest ws-idle --help`, `loadtest ws-revoke --help`."
+    after_help = "WebSocket modes: `loadtest ws-tokens --help`, `loadtest ws-idle --help`, `loadtest ws-revoke --help`, `loadtest paced --help`."
 )]
 pub struct Args {
     /// Base URL of the server under test; its host must be a loopback address or `localhost`.

@@ -9,6 +9,9 @@
 //!          [--source-ips 127.0.0.2,127.0.0.3] [--hold-secs 60] [--encoding msgpack|json]
 //! loadtest ws-revoke --base-urls URL1,URL2,URL3 --service-key KEY [--tokens-file FILE] \
 //!          --connections N [--samples 1000] [--rate 100] [--revoke-timeout-secs 5]
+//! loadtest paced --base-urls URL1,URL2,URL3 [--service-key KEY | --tokens-file FILE] \
+//!          --scenario validate|ws-auth --rate 10000 [--duration-secs 10] [--warmup-secs 2] \
+//!          [--sessions 10000] [--max-in-flight 2000] [--source-ips 127.0.0.2,...]
 //! ```
 //!
 //! Only loopback targets are accepted. Every loop is bounded by the deadline (warm-up + duration)
@@ -19,7 +22,7 @@
 //! - `cli`: options and the loopback check.
 //! - `scenarios`: session set-up and the worker loops.
 //! - `stats`: per-worker recorders and the final report.
-//! - `ws`: the WebSocket modes (`ws-tokens`, `ws-idle`, `ws-revoke`).
+//! - `ws`: the WebSocket and multi-node modes (`ws-tokens`, `ws-idle`, `ws-revoke`, `paced`).
 
 mod cli;
 mod scenarios;
@@ -43,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         Mode::Ws(Command::Tokens(args)) => ws::tokens(args).await,
         Mode::Ws(Command::Idle(args)) => ws::idle(args).await,
         Mode::Ws(Command::Revoke(args)) => ws::revoke(args).await,
+        Mode::Ws(Command::Paced(args)) => ws::paced(args).await,
         Mode::Rest(args) => rest(args).await,
     }
 }

@@ -379,7 +379,7 @@ impl Live {
     }
 
     /// Our side of the close handshake, bounded by [`CLOSE_WAIT`].
-    async fn close(&mut self) {
+    pub async fn close(&mut self) {
         let frame = CloseFrame { code: CloseCode::Normal, reason: "load test over".into() };
         let _ = tokio::time::timeout(CLOSE_WAIT, async {
             if self.ws.close(Some(frame)).await.is_ok() {

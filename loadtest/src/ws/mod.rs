@@ -9,6 +9,8 @@
 //! - `ws-revoke` opens N connections spread over several nodes the same way, then revokes a
 //!   sample of their sessions at a steady rate, each through a node other than the one holding the
 //!   connection, and measures how long the `revoked` push takes to arrive.
+//! - `paced` offers open-loop load at a fixed rate over several nodes on the hot paths: cached
+//!   `POST /session/validate`, or a fresh WebSocket's `auth` → `welcome`.
 //!
 //! Everything is bounded: connection attempts by `--connect-timeout-secs`, the hold by
 //! `--hold-secs` or the sample count and rate (SIGINT or SIGTERM ends either early), each revoke by
@@ -20,9 +22,11 @@
 //! - `tally`: shared counters, progress lines and the summary.
 //! - `idle`: the `ws-idle` mode.
 //! - `revoke`: the `ws-revoke` mode; `plan`: its pure parts (node choice, sampling, pacing).
+//! - `paced`: the `paced` mode.
 
 mod conn;
 mod idle;
+mod paced;
 mod plan;
 mod results;
 mod revoke;
@@ -45,6 +49,7 @@ use sessions::Tokens;
 use tally::Tally;
 
 pub use idle::{idle, IdleArgs};
+pub use paced::{paced, PacedArgs};
 pub use revoke::{revoke, RevokeArgs};
 
 /// The most connections one process opens: the machine allows 20,000 open files per process,
