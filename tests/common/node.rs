@@ -97,6 +97,11 @@ impl NodeProcess {
         self.pid
     }
 
+    /// The node's working directory: its `DATA_DIR` unless `spawn` was given another.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// Kills the node with SIGKILL (no drain, no flush: a crash) and waits until it has exited.
     pub async fn kill9(&mut self) {
         // tokio's `kill` sends SIGKILL on unix and then waits for the exit status.
