@@ -34,8 +34,10 @@ PAGE="$(getconf PAGESIZE)"
 SERVER=./target/release/session-service
 LOADTEST=./target/release/loadtest
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'ws-memory.sh: error: %s\n' "$*" >&2; exit 1; }
+SCRIPT=ws-memory.sh
+# log, die, stop_pid and free_port; this script starts its own single node, not a cluster.
+# shellcheck source=scripts/lib/cluster.sh
+. scripts/lib/cluster.sh
 
 [ "$#" -gt 0 ] || set -- 10000 19000
 for n in "$@"; do
@@ -59,18 +61,6 @@ WORK="$(mktemp -d -t ws-memory.XXXXXX)"
 SERVER_PID=""
 LOAD_PIDS=()
 
-stop_pid() { # stop_pid PID SECS: SIGTERM, wait up to SECS, then SIGKILL.
-    local pid="$1" secs="$2" i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < secs * 10; i++)); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
     local pid
     for pid in "${LOAD_PIDS[@]}"; do stop_pid "$pid" 20; done
@@ -82,18 +72,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A port below the ephemeral range (32768+), so no outgoing connection holds it, and free now.
-free_port() {
-    local port i
-    for ((i = 0; i < 100; i++)); do
-        port=$((20000 + RANDOM % 12000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            echo "$port"
-            return 0
-        fi
-    done
-    die "no free port found"
-}
 
 rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 row() { printf '%11s %8s %5s %10s %10s %10s %11s %10s %14s %11s\n' "$@"; }
@@ -104,7 +82,8 @@ json_num() { { grep -o "\"$2\":[0-9]*" "$1" 2>/dev/null || echo ":0"; } | head -
 
 start_server() { # start_server DIR: starts a fresh node, sets SERVER_PID and BASE.
     local dir="$1" port i
-    port="$(free_port)"
+    free_port
+    port="$PORT"
     DATA_DIR="$dir" LISTEN="127.0.0.1:$port" RUST_LOG=warn \
         MAX_SESSIONS_PER_USER=1000 ACCESS_TTL_SECS=3600 \
         "$SERVER" >"$dir/server.log" 2>&1 &

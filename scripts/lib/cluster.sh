@@ -29,6 +29,7 @@ BASES=()
 BASE_URLS=""
 KEY=""
 USED_PORTS=" "
+PORT=""
 
 stop_pid() { # stop_pid PID SECS: SIGTERM, wait up to SECS, then SIGKILL.
     local pid="$1" secs="$2" i
@@ -74,16 +75,16 @@ cluster_init() { # cluster_init FDS: FDS open files needed by the load generator
     trap 'exit 130' INT TERM
 }
 
-# A port below the ephemeral range (32768+), so no outgoing connection holds it, free now and not
-# handed out before by this script.
+# Sets PORT to a port below the ephemeral range (32768+), so no outgoing connection holds it, free
+# now and not handed out before by this script. A variable, not output: in `$(free_port)` the
+# record of the ports handed out would stay in the subshell.
 free_port() {
-    local port i
+    local i
     for ((i = 0; i < 100; i++)); do
-        port=$((20000 + RANDOM % 12000))
-        [[ "$USED_PORTS" == *" $port "* ]] && continue
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            USED_PORTS+="$port "
-            echo "$port"
+        PORT=$((20000 + RANDOM % 12000))
+        [[ "$USED_PORTS" == *" $PORT "* ]] && continue
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+            USED_PORTS+="$PORT "
             return 0
         fi
     done
@@ -92,7 +93,8 @@ free_port() {
 
 cluster_start_redis() {
     local i
-    REDIS_PORT="$(free_port)"
+    free_port
+    REDIS_PORT="$PORT"
     log "starting redis-server on 127.0.0.1:$REDIS_PORT"
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no --dir "$WORK/redis" \
         --logfile "$WORK/redis.log" --daemonize no --maxclients 1000 >/dev/null 2>&1 &
@@ -115,7 +117,8 @@ cluster_create_db() {
 # the keys (signing, refresh, service key) in the shared data directory that the others read.
 cluster_start_node() { # cluster_start_node N
     local n="$1" port pid base i
-    port="$(free_port)"
+    free_port
+    port="$PORT"
     base="http://127.0.0.1:$port"
     DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" \
         REDIS_URL="redis://127.0.0.1:$REDIS_PORT" REDIS_PREFIX=bench \
