@@ -35,15 +35,8 @@ is_count "$SAMPLES" && [ "$SAMPLES" -le "$CONNECTIONS" ] || die "SAMPLES must be
 is_count "$RATE" && [ "$RATE" -le 10000 ] || die "RATE must be 1..10000"
 
 # The load generator holds every connection itself; each node a third of them.
-cluster_init $((CONNECTIONS + 100))
-cluster_start_redis
-cluster_create_db
-for ((n = 1; n <= NODES; n++)); do cluster_start_node "$n"; done
-
-log "creating $CONNECTIONS sessions through node 1"
-LOADTEST_SERVICE_KEY="$KEY" timeout 900 "$LOADTEST" ws-tokens --base-url "${BASES[0]}" \
-    --count "$CONNECTIONS" --out "$WORK/tokens" 2>"$WORK/tokens.log" ||
-    { tail -n 20 "$WORK/tokens.log" >&2; die "creating sessions failed"; }
+cluster_up "$NODES" $((CONNECTIONS + 100))
+cluster_tokens "$CONNECTIONS"
 
 # Connecting goes at well over 100 connections a second; the revokes take SAMPLES / RATE seconds,
 # each bounded by the 5 s revoke timeout; the closes 15 s. The margin covers the rest.

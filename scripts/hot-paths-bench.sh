@@ -44,15 +44,8 @@ is_count "$DURATION" && [ "$DURATION" -le 600 ] || die "DURATION must be 1..600"
 is_count "$SESSIONS" && [ "$SESSIONS" -le 1000000 ] || die "SESSIONS must be 1..1000000"
 is_count "$MAX_IN_FLIGHT" && [ "$MAX_IN_FLIGHT" -le 19000 ] || die "MAX_IN_FLIGHT must be 1..19000"
 
-cluster_init $((MAX_IN_FLIGHT + 200))
-cluster_start_redis
-cluster_create_db
-for ((n = 1; n <= NODES; n++)); do cluster_start_node "$n"; done
-
-log "creating $SESSIONS sessions through node 1"
-LOADTEST_SERVICE_KEY="$KEY" timeout 900 "$LOADTEST" ws-tokens --base-url "${BASES[0]}" \
-    --count "$SESSIONS" --out "$WORK/tokens" 2>"$WORK/tokens.log" ||
-    { tail -n 20 "$WORK/tokens.log" >&2; die "creating sessions failed"; }
+cluster_up "$NODES" $((MAX_IN_FLIGHT + 200))
+cluster_tokens "$SESSIONS"
 
 PRIME_SECS=$(((SESSIONS + 4999) / 5000))
 log "priming the cache: $SESSIONS validations at 5000/s"

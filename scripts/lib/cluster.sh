@@ -7,6 +7,8 @@
 #   cluster_start_redis      redis-server on a free port of 127.0.0.1 (REDIS_PORT)
 #   cluster_create_db        database DB on 127.0.0.1:5432
 #   cluster_start_node N     node N (1-based) on a free port; appends its base URL to BASES
+# (or `cluster_up NODES FDS` for all four), optionally `cluster_tokens COUNT` (sessions created
+# through node 1, written to $WORK/tokens),
 # and then uses KEY (the service key), BASES, BASE_URLS, WORK, SERVER and LOADTEST.
 # Every wait is bounded; only the processes started here are stopped.
 
@@ -138,6 +140,21 @@ cluster_start_node() { # cluster_start_node N
         sleep 0.1
     done
     die "node $n did not answer /healthz within 30 s"
+}
+
+cluster_up() { # cluster_up NODES FDS: everything above, for NODES nodes and a generator needing FDS files.
+    local n
+    cluster_init "$2"
+    cluster_start_redis
+    cluster_create_db
+    for ((n = 1; n <= $1; n++)); do cluster_start_node "$n"; done
+}
+
+cluster_tokens() { # cluster_tokens COUNT: COUNT sessions created through node 1, in $WORK/tokens.
+    log "creating $1 sessions through node 1"
+    LOADTEST_SERVICE_KEY="$KEY" timeout 900 "$LOADTEST" ws-tokens --base-url "${BASES[0]}" \
+        --count "$1" --out "$WORK/tokens" 2>"$WORK/tokens.log" ||
+        { tail -n 20 "$WORK/tokens.log" >&2; die "creating sessions failed"; }
 }
 
 cluster_tail_logs() { # cluster_tail_logs: the last lines of every node's log, on stderr.

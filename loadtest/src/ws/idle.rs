@@ -72,7 +72,7 @@ pub async fn idle(args: IdleArgs) -> anyhow::Result<()> {
     progress.abort();
     close_all(held).await;
 
-    let encoding = args.conn.encoding;
+    let encoding = args.conn.sockets.encoding;
     print!("{}", tally.summary("ws-idle", &format!("{base}/ws"), encoding, connect_time));
     println!("{}", tally.json("ws-idle", &base, encoding, connect_time));
     tally.verdict()
@@ -104,8 +104,8 @@ mod tests {
         .unwrap();
         let Mode::Ws(Command::Idle(args)) = mode else { panic!("not ws-idle") };
         assert_eq!(args.conn.connections, 10_000);
-        assert_eq!(args.conn.source_ips.len(), 2);
-        assert_eq!(args.conn.encoding, Encoding::Json);
+        assert_eq!(args.conn.sockets.source_ips.len(), 2);
+        assert_eq!(args.conn.sockets.encoding, Encoding::Json);
         assert!(parse_from(["loadtest", "ws-idle", "--connections", "19901", "--service-key", "k"]).is_err());
         let from_file = parse_from(["loadtest", "ws-idle", "--connections", "5", "--tokens-file", "t"]);
         assert!(matches!(from_file, Ok(Mode::Ws(Command::Idle(_)))));

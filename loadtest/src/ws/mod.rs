@@ -78,6 +78,18 @@ pub struct TokensArgs {
     pub create_concurrency: u32,
 }
 
+/// Where WebSockets come from and what they speak (`ws-idle`, `ws-revoke`, `paced --scenario ws-auth`).
+#[derive(Debug, clap::Args)]
+pub struct SocketArgs {
+    /// Loopback addresses to bind the client sockets to, round-robin (e.g. 127.0.0.2,127.0.0.3):
+    /// each address has its own ~28,000 ephemeral ports. Default: let the kernel choose.
+    #[arg(long, value_delimiter = ',')]
+    pub source_ips: Vec<IpAddr>,
+    /// Frame encoding (the subprotocol offered).
+    #[arg(long, value_enum, default_value_t = Encoding::Msgpack)]
+    pub encoding: Encoding,
+}
+
 /// How the connections of `ws-idle` and `ws-revoke` are opened and kept alive.
 #[derive(Debug, clap::Args)]
 pub struct ConnectArgs {
@@ -87,13 +99,8 @@ pub struct ConnectArgs {
     /// Connections to open and hold, each for its own session.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CONNECTIONS)))]
     pub connections: u32,
-    /// Loopback addresses to bind the client sockets to, round-robin (e.g. 127.0.0.2,127.0.0.3):
-    /// each address has its own ~28,000 ephemeral ports. Default: let the kernel choose.
-    #[arg(long, value_delimiter = ',')]
-    pub source_ips: Vec<IpAddr>,
-    /// Frame encoding (the subprotocol offered).
-    #[arg(long, value_enum, default_value_t = Encoding::Msgpack)]
-    pub encoding: Encoding,
+    #[command(flatten)]
+    pub sockets: SocketArgs,
     /// `POST /sessions` requests in flight at once (without --tokens-file).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub create_concurrency: u32,
@@ -164,12 +171,12 @@ impl Dialer {
         let timeout = Duration::from_secs(args.connect_timeout_secs);
         let mut targets = Vec::with_capacity(bases.len());
         for base in bases {
-            let target = Target::resolve(base, args.encoding, timeout).await?;
-            check_sources(&args.source_ips, target.addr)?;
+            let target = Target::resolve(base, args.sockets.encoding, timeout).await?;
+            check_sources(&args.sockets.source_ips, target.addr)?;
             targets.push(target);
         }
         let Some(first) = targets.first() else { bail!("no server to connect to") };
-        let sources = check_sources(&args.source_ips, first.addr)?;
+        let sources = check_sources(&args.sockets.source_ips, first.addr)?;
         check_open_files_limit(args.count())?;
         Ok(Self { targets, sources, concurrency: args.connect_concurrency as usize })
     }

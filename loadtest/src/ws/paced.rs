@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::conn::{self, Target};
 use super::sessions::{self, Tokens};
-use super::{base_url, check_open_files_limit, check_sources, stop_on_signal, Encoding};
+use super::{base_url, check_open_files_limit, check_sources, stop_on_signal, SocketArgs};
 use crate::stats::{error_kind, Latency};
 
 /// Options of `paced`.
@@ -71,12 +71,9 @@ pub struct PacedArgs {
     /// Time allowed for one request (for `ws-auth`: TCP connect to `welcome`).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=120))]
     pub timeout_secs: u64,
-    /// Loopback addresses to bind `ws-auth` sockets to, round-robin (e.g. 127.0.0.2,127.0.0.3).
-    #[arg(long, value_delimiter = ',')]
-    pub source_ips: Vec<IpAddr>,
-    /// Frame encoding of `ws-auth` (the subprotocol offered).
-    #[arg(long, value_enum, default_value_t = Encoding::Msgpack)]
-    pub encoding: Encoding,
+    // Used by `ws-auth` only.
+    #[command(flatten)]
+    pub sockets: SocketArgs,
     /// `POST /sessions` requests in flight at once (without --tokens-file).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub create_concurrency: u32,
@@ -199,11 +196,11 @@ pub async fn paced(args: PacedArgs) -> anyhow::Result<()> {
         PacedScenario::WsAuth => {
             let mut targets = Vec::with_capacity(nodes.len());
             for node in &nodes {
-                targets.push(Target::resolve(node, args.encoding, args.timeout()).await?);
+                targets.push(Target::resolve(node, args.sockets.encoding, args.timeout()).await?);
             }
-            let sources = check_sources(&args.source_ips, targets[0].addr)?;
+            let sources = check_sources(&args.sockets.source_ips, targets[0].addr)?;
             for t in &targets[1..] {
-                check_sources(&args.source_ips, t.addr)?;
+                check_sources(&args.sockets.source_ips, t.addr)?;
             }
             check_open_files_limit(max_in_flight)?;
             Targets::WsAuth { targets, sources }

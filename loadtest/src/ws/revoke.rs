@@ -136,7 +136,7 @@ fn report(
     results: &Results,
     took: Duration,
 ) -> anyhow::Result<()> {
-    let (target, encoding) = (cluster.nodes.join(","), args.conn.encoding);
+    let (target, encoding) = (cluster.nodes.join(","), args.conn.sockets.encoding);
     print!("{}", tally.summary("ws-revoke", &target, encoding, took));
     print!("{}", results.text());
     let mut line = tally.json("ws-revoke", &target, encoding, took);
