@@ -31,11 +31,8 @@ SETTLE_SECS="${SETTLE_SECS:-20}"
 CONNECT_CONCURRENCY="${CONNECT_CONCURRENCY:-200}"
 SOURCES_PER_PROCESS=8
 PAGE="$(getconf PAGESIZE)"
-SERVER=./target/release/session-service
-LOADTEST=./target/release/loadtest
-
 SCRIPT=ws-memory.sh
-# log, die, stop_pid and free_port; this script starts its own single node, not a cluster.
+# log, die, stop_pid, free_port, SERVER and LOADTEST; this script starts its own single node, not a cluster.
 # shellcheck source=scripts/lib/cluster.sh
 . scripts/lib/cluster.sh
 
@@ -71,7 +68,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
 
 rss_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 row() { printf '%11s %8s %5s %10s %10s %10s %11s %10s %14s %11s\n' "$@"; }

@@ -47,6 +47,17 @@ impl Latency {
     pub fn max_ms(&self) -> f64 {
         self.0.max() as f64 / 1000.0
     }
+
+    /// The report's quantiles in milliseconds, named: p50, p90, p99, p99.9, max.
+    pub fn quantiles(&self) -> [(&'static str, f64); 5] {
+        [
+            ("p50", self.ms_at(0.50)),
+            ("p90", self.ms_at(0.90)),
+            ("p99", self.ms_at(0.99)),
+            ("p99.9", self.ms_at(0.999)),
+            ("max", self.max_ms()),
+        ]
+    }
 }
 
 impl Default for Latency {
@@ -138,14 +149,7 @@ impl Report<'_> {
 
     /// Latency quantiles in milliseconds: p50, p90, p99, p99.9, max.
     fn quantiles(&self) -> [(&'static str, f64); 5] {
-        let h = &self.recorder.latency;
-        [
-            ("p50", h.ms_at(0.50)),
-            ("p90", h.ms_at(0.90)),
-            ("p99", h.ms_at(0.99)),
-            ("p99.9", h.ms_at(0.999)),
-            ("max", h.max_ms()),
-        ]
+        self.recorder.latency.quantiles()
     }
 
     /// The human-readable summary.
@@ -192,7 +196,8 @@ impl Report<'_> {
     }
 }
 
-fn round3(x: f64) -> f64 {
+/// `x` rounded to three decimals, for the JSON lines.
+pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use super::conn::{self, Target};
 use super::sessions::{self, Tokens};
 use super::{base_url, check_open_files_limit, check_sources, stop_on_signal, SocketArgs};
-use crate::stats::{error_kind, Latency};
+use crate::stats::{error_kind, round3, Latency};
 
 /// Options of `paced`.
 #[derive(Debug, clap::Args)]
@@ -375,20 +375,6 @@ struct Report<'a> {
     measured: Duration,
 }
 
-fn quantiles(l: &Latency) -> [(&'static str, f64); 5] {
-    [
-        ("p50", l.ms_at(0.5)),
-        ("p90", l.ms_at(0.9)),
-        ("p99", l.ms_at(0.99)),
-        ("p99.9", l.ms_at(0.999)),
-        ("max", l.max_ms()),
-    ]
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
 impl Report<'_> {
     fn ok(&self) -> u64 {
         self.totals.from_due.count()
@@ -417,7 +403,8 @@ impl Report<'_> {
         for (i, (kind, n)) in t.errors.iter().enumerate() {
             let _ = writeln!(out, "{:13}{n:>8}  {kind}", if i == 0 { "errors" } else { "" });
         }
-        let line = |l: &Latency| quantiles(l).iter().map(|(q, v)| format!("{q} {v:.3}")).collect::<Vec<_>>().join("  ");
+        let line =
+            |l: &Latency| l.quantiles().iter().map(|(q, v)| format!("{q} {v:.3}")).collect::<Vec<_>>().join("  ");
         let _ = writeln!(out, "from due ms  {}", line(&t.from_due));
         let _ = writeln!(out, "from send ms {}", line(&t.from_send));
         if self.args.scenario == PacedScenario::WsAuth {
@@ -429,7 +416,7 @@ impl Report<'_> {
     fn json(&self) -> serde_json::Value {
         let t = self.totals;
         let q = |l: &Latency| -> serde_json::Map<String, serde_json::Value> {
-            quantiles(l).iter().map(|(q, v)| (q.to_string(), json!(round3(*v)))).collect()
+            l.quantiles().iter().map(|(q, v)| (q.to_string(), json!(round3(*v)))).collect()
         };
         let mut line = json!({
             "mode": "paced",
