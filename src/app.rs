@@ -22,6 +22,7 @@ use crate::config::{KeySource, Scope, ServiceKeySpec, Settings};
 use crate::http::auth::{hash_service_key, ServiceKeys};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::server::{FileBudget, HttpConfig, Limits};
 use crate::session::{Policy, Ports, SessionService};
 use crate::state::AppState;
 use crate::store::Store;
@@ -95,15 +96,21 @@ pub fn assemble(backends: Backends, wiring: Wiring) -> Parts {
     Parts { metrics, cluster, sessions, gateway }
 }
 
+/// HTTP connections the operator listener holds at once (scrapers and probes, a handful).
+const OPS_MAX_CONNECTIONS: usize = 64;
+
 /// A node, bound and ready to serve.
 pub struct App {
     listener: TcpListener,
+    /// The operator endpoints' own listener, when `OPS_LISTEN` is set.
+    ops_listener: Option<TcpListener>,
     state: AppState,
     settings: Settings,
 }
 
 /// Connects the store, loads (or on first start generates) the keys, and binds the listener.
-pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+pub async fn build(mut settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+    fit_file_limit(&mut settings).context("reading the file limit")?;
     let store = crate::store::connect_with(&settings.database_url.0, settings.database_max_connections)
         .await
         .context("connecting to the store")?;
@@ -128,6 +135,10 @@ pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<
         None => Backends::single_node(store.clone(), settings.cluster_liveness_ttl),
     };
     let listener = TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+    let ops_listener = match settings.ops_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("binding OPS_LISTEN {addr}"))?),
+        None => None,
+    };
     let advertised_addr = listener.local_addr().context("reading the bound address")?.to_string();
     let wiring = Wiring {
         clock,
@@ -149,8 +160,38 @@ pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<
         gateway: parts.gateway,
         cluster: parts.cluster,
         metrics: parts.metrics,
+        census: crate::census::Census::new(),
     };
-    Ok(App { listener, state, settings })
+    Ok(App { listener, ops_listener, state, settings })
+}
+
+/// Lowers the connection limits where they would not fit under the process's file limit
+/// (raised to its hard limit first), and says what was planned.
+fn fit_file_limit(settings: &mut Settings) -> anyhow::Result<()> {
+    let ops = if settings.ops_listen.is_some() { OPS_MAX_CONNECTIONS as u64 } else { 0 };
+    let budget = FileBudget::of_process(u64::from(settings.database_max_connections) + ops)?;
+    let wanted = Limits {
+        http: settings.http.max_connections,
+        ws_pending: settings.gateway.max_pending,
+        websockets: settings.gateway.max_connections,
+    };
+    let plan = budget.plan(wanted);
+    if plan != wanted {
+        tracing::warn!(
+            file_limit = budget.limit,
+            reserved = budget.reserved,
+            http = plan.http,
+            ws_pending = plan.ws_pending,
+            websockets = plan.websockets,
+            "connection limits lowered to fit the file limit (raise `ulimit -n` to keep them)"
+        );
+    } else {
+        tracing::debug!(file_limit = budget.limit, ?plan, "connection limits fit the file limit");
+    }
+    settings.http.max_connections = plan.http;
+    settings.gateway.max_pending = plan.ws_pending;
+    settings.gateway.max_connections = plan.websockets;
+    Ok(())
 }
 
 impl App {
@@ -160,6 +201,16 @@ impl App {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// Where the operator endpoints listen, when they have a listener of their own.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The settings the node runs with (connection limits as fitted to the file limit).
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// Serves until `shutdown` completes, then drains: WebSocket clients are told to reconnect
@@ -172,25 +223,46 @@ impl App {
         let gateway = self.state.gateway.clone();
         tasks.spawn(gateway.clone().run_sweeper(self.state.store.clone(), cancel.clone()));
         tasks.spawn(self.state.cluster.clone().run(cancel.clone()));
+        let census = self.state.census.clone();
+        let (store, clock) = (self.state.store.clone(), self.state.sessions.clock());
+        tasks.spawn(census.run(store, clock, self.settings.stats_refresh, cancel.clone()));
         tracing::info!(
             addr = %self.local_addr(),
+            ops = ?self.ops_addr(),
             store = self.state.store.backend(),
             bus = self.state.cluster.bus().kind(),
             node = self.state.cluster.node_id(),
             "listening"
         );
-        let router = crate::http::router(self.state, self.settings.max_body_bytes);
-        let draining = async move {
+        let options = crate::http::Options {
+            max_body_bytes: self.settings.max_body_bytes,
+            body_timeout: self.settings.http.body_timeout,
+            ops_apart: self.ops_listener.is_some(),
+        };
+        let metrics = self.state.metrics.clone();
+        // Stops the listeners once the WebSocket clients have been told to go (REST keeps
+        // answering meanwhile); open HTTP connections then finish their requests.
+        let stopping = CancellationToken::new();
+        let stop = stopping.clone();
+        tasks.spawn(async move {
             shutdown.await;
             gateway.drain().await;
-        };
-        let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(draining)
-            .await;
+            stop.cancel();
+        });
+        let ops = self.ops_listener.map(|listener| {
+            let router = crate::http::ops_router(self.state.clone(), &options);
+            let config = HttpConfig { max_connections: OPS_MAX_CONNECTIONS, ..self.settings.http.clone() };
+            tokio::spawn(crate::server::serve(listener, router, config, metrics.clone(), stopping.clone()))
+        });
+        let router = crate::http::router(self.state, &options);
+        crate::server::serve(self.listener, router, self.settings.http.clone(), metrics, stopping).await;
+        if let Some(ops) = ops {
+            ops.await.context("serving the operator endpoints")?;
+        }
         cancel.cancel();
         tasks.close();
         tasks.wait().await;
-        served.context("serving HTTP")
+        Ok(())
     }
 }
 

@@ -168,6 +168,25 @@ pub struct Overrides {
     /// Largest accepted request body [default: 65536].
     #[arg(long, env = "MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Address of the operator endpoints (`/metrics`, `/readyz`, `/healthz`, `/cluster/stats`);
+    /// when set, `/metrics` and `/cluster/stats` leave the public address [default: none].
+    #[arg(long, env = "OPS_LISTEN")]
+    pub ops_listen: Option<SocketAddr>,
+    /// HTTP connections open at once per node, before any upgrade; at the cap the oldest idle one
+    /// is closed for a new one [default: 512; lowered to fit the file limit].
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<usize>,
+    /// Time allowed to send a request's headers, from the connection's start or the end of the
+    /// previous response (the keep-alive idle timeout) [default: 10000].
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_MS")]
+    pub http_header_timeout_ms: Option<u64>,
+    /// Time allowed to send a whole request body, and the longest pause inside one [default: 10000].
+    #[arg(long, env = "HTTP_BODY_TIMEOUT_MS")]
+    pub http_body_timeout_ms: Option<u64>,
+    /// How often the session counts of `/metrics` and `/cluster/stats` are refreshed from the
+    /// store [default: 15000].
+    #[arg(long, env = "STATS_REFRESH_MS")]
+    pub stats_refresh_ms: Option<u64>,
     #[arg(long, env = "LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
     /// WebSocket: time allowed for the `auth` frame [default: 5000].
@@ -188,6 +207,10 @@ pub struct Overrides {
     /// WebSocket: connections per node [default: 20000].
     #[arg(long, env = "WS_MAX_CONNECTIONS")]
     pub ws_max_connections: Option<usize>,
+    /// WebSocket: upgraded sockets waiting to authenticate; at the cap the oldest is closed
+    /// (4004) [default: 256; lowered to fit the file limit].
+    #[arg(long, env = "WS_MAX_PENDING")]
+    pub ws_max_pending: Option<usize>,
     /// WebSocket: largest client message [default: 4096].
     #[arg(long, env = "WS_MAX_MESSAGE_BYTES")]
     pub ws_max_message_bytes: Option<usize>,
@@ -265,6 +288,11 @@ impl Overrides {
             max_sessions_per_user,
             sweep_interval_secs,
             max_body_bytes,
+            ops_listen,
+            http_max_connections,
+            http_header_timeout_ms,
+            http_body_timeout_ms,
+            stats_refresh_ms,
             log_format,
             ws_auth_timeout_ms,
             ws_heartbeat_interval_ms,
@@ -272,6 +300,7 @@ impl Overrides {
             ws_token_warning_ms,
             ws_token_grace_ms,
             ws_max_connections,
+            ws_max_pending,
             ws_max_message_bytes,
             ws_messages_per_sec,
             presence_flush_ms,
@@ -325,6 +354,12 @@ pub struct Settings {
     pub policy: Policy,
     pub sweep_interval: std::time::Duration,
     pub max_body_bytes: usize,
+    /// The HTTP listener's timeouts and connection cap (before the file budget is applied).
+    pub http: crate::server::HttpConfig,
+    /// Where the operator endpoints listen, if apart from the public address.
+    pub ops_listen: Option<SocketAddr>,
+    /// How often the session counts of the operator endpoints are refreshed.
+    pub stats_refresh: std::time::Duration,
     pub log_format: LogFormat,
     pub gateway: crate::ws::GatewayConfig,
     /// `None`: a single node on the in-process bus.
@@ -347,6 +382,7 @@ impl Settings {
     /// Applies defaults to whatever `o` leaves unset, and checks the result.
     pub fn resolve(o: Overrides) -> anyhow::Result<Self> {
         let gateway = gateway_config(&o);
+        let http = http_config(&o, &gateway);
         let (cluster, cluster_liveness_ttl, redis) = cluster_config(&o)?;
         let data_dir = o.data_dir.unwrap_or_else(|| PathBuf::from("data"));
         let default_db = format!("sqlite://{}", data_dir.join("sessions.db").display());
@@ -399,12 +435,28 @@ impl Settings {
             policy,
             sweep_interval: std::time::Duration::from_secs(o.sweep_interval_secs.unwrap_or(60).max(1)),
             max_body_bytes: o.max_body_bytes.unwrap_or(64 * 1024),
+            http,
+            ops_listen: o.ops_listen,
+            stats_refresh: std::time::Duration::from_millis(o.stats_refresh_ms.unwrap_or(15_000).max(100)),
             log_format: o.log_format.unwrap_or(LogFormat::Text),
             data_dir,
             redis,
             cluster,
             cluster_liveness_ttl,
         })
+    }
+}
+
+fn http_config(o: &Overrides, gateway: &crate::ws::GatewayConfig) -> crate::server::HttpConfig {
+    let d = crate::server::HttpConfig::default();
+    let ms = |v: Option<u64>, default: std::time::Duration| {
+        v.map_or(default, |v| std::time::Duration::from_millis(v.max(1)))
+    };
+    crate::server::HttpConfig {
+        header_timeout: ms(o.http_header_timeout_ms, d.header_timeout),
+        body_timeout: ms(o.http_body_timeout_ms, d.body_timeout),
+        max_connections: o.http_max_connections.unwrap_or(d.max_connections).max(1),
+        drain_timeout: gateway.drain_timeout,
     }
 }
 
@@ -421,6 +473,7 @@ fn gateway_config(o: &Overrides) -> crate::ws::GatewayConfig {
         token_warning: ms(o.ws_token_warning_ms, d.token_warning),
         token_grace: ms(o.ws_token_grace_ms, d.token_grace),
         max_connections: o.ws_max_connections.unwrap_or(d.max_connections),
+        max_pending: o.ws_max_pending.unwrap_or(d.max_pending).max(1),
         inbound: crate::ws::codec::InboundLimits {
             max_message_bytes: o.ws_max_message_bytes.unwrap_or(d.inbound.max_message_bytes),
             messages_per_sec: rate,

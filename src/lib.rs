@@ -4,6 +4,9 @@
 //! # Layout
 //! - [`config`]: typed settings (defaults < TOML file < environment < command line).
 //! - [`app`]: builds a node from settings and runs it until shutdown.
+//! - [`server`]: the HTTP server under the router: accept loop, timeouts, connection caps sized
+//!   to the file limit.
+//! - [`census`]: session counts by state for the operator endpoints, refreshed in the background.
 //! - [`state`]: the shared state every handler sees.
 //! - [`clock`]: injectable time.
 //! - [`session`]: the domain: sessions, lifetimes, the refresh state machine, audit and events,
@@ -22,6 +25,7 @@
 
 pub mod app;
 pub mod bus;
+pub mod census;
 pub mod clock;
 pub mod cluster;
 pub mod config;
@@ -29,6 +33,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod registry;
+pub mod server;
 pub mod session;
 pub mod state;
 pub mod store;

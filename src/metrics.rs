@@ -102,6 +102,11 @@ pub struct Metrics {
     connections: Gauge,
     bus_connected: Gauge,
     sessions: Family<[(&'static str, &'static str); 1], Gauge>,
+    http_connections: Gauge,
+    http_evicted: Counter,
+    http_refused: Counter,
+    http_accept_errors: Counter,
+    ws_pending_evicted: Counter,
     /// Every state `encode` has been given, so a state missing from a later scrape reads 0
     /// rather than keeping its last count. The mutex also keeps two scrapes' updates apart; it is
     /// held only while setting a handful of gauges.
@@ -132,6 +137,26 @@ impl Metrics {
             connections: registered(r, "live_connections", "WebSocket connections on this node", Gauge::default()),
             bus_connected: registered(r, "bus_connected", "1 when the bus is reachable", Gauge::default()),
             sessions: registered(r, "sessions", "Sessions in the store by state", Family::default()),
+            http_connections: registered(r, "http_connections", "Open HTTP connections", Gauge::default()),
+            http_evicted: registered(
+                r,
+                "http_connections_evicted",
+                "Idle HTTP connections closed to admit a new one at the connection cap",
+                Counter::default(),
+            ),
+            http_refused: registered(
+                r,
+                "http_connections_refused",
+                "Connections closed at once: the cap was reached and every connection was busy",
+                Counter::default(),
+            ),
+            http_accept_errors: registered(r, "http_accept_errors", "Failed accepts", Counter::default()),
+            ws_pending_evicted: registered(
+                r,
+                "ws_pending_evicted",
+                "Unauthenticated WebSockets closed to make room for newer ones",
+                Counter::default(),
+            ),
             states_seen: Mutex::new(Vec::new()),
             registry,
         }
@@ -208,6 +233,31 @@ impl Metrics {
     /// Sets whether the bus is reachable.
     pub fn set_bus_connected(&self, up: bool) {
         self.bus_connected.set(i64::from(up));
+    }
+
+    /// Sets the number of open HTTP connections (not yet upgraded).
+    pub fn set_http_connections(&self, n: i64) {
+        self.http_connections.set(n);
+    }
+
+    /// Counts an idle HTTP connection evicted at the connection cap.
+    pub fn http_connection_evicted(&self) {
+        self.http_evicted.inc();
+    }
+
+    /// Counts a connection closed at once because every open one was busy.
+    pub fn http_connection_refused(&self) {
+        self.http_refused.inc();
+    }
+
+    /// Counts a failed accept.
+    pub fn http_accept_error(&self) {
+        self.http_accept_errors.inc();
+    }
+
+    /// Counts an unauthenticated WebSocket evicted by a newer one.
+    pub fn ws_pending_evicted(&self) {
+        self.ws_pending_evicted.inc();
     }
 
     /// Sets `session_sessions{state}` from counts the caller read from the store, and renders every

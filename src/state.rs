@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::http::dto::SessionView;
 use crate::session::SessionRecord;
 
+use crate::census::Census;
 use crate::cluster::Cluster;
 use crate::http::auth::ServiceKeys;
 use crate::metrics::Metrics;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub gateway: Arc<Gateway>,
     pub cluster: Arc<Cluster>,
     pub metrics: Arc<Metrics>,
+    /// Session counts for the operator endpoints, refreshed in the background.
+    pub census: Arc<Census>,
 }
 
 impl AppState {

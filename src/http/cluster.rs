@@ -13,19 +13,27 @@ use super::auth::ServiceCaller;
 use super::extract::Json;
 use crate::config::Scope;
 use crate::error::ApiError;
-use crate::session::SessionStatus;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/cluster/stats", get(stats)).route("/metrics", get(metrics))
 }
 
-/// Sessions per stored state.
+/// Sessions per stored state, as of the last background count (every `STATS_REFRESH_MS`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionCounts {
     pub active: i64,
     pub revoked: i64,
     pub expired: i64,
+    /// When the store was counted; absent until the node's first count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counted_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<crate::census::Counts> for SessionCounts {
+    fn from(c: crate::census::Counts) -> Self {
+        Self { active: c.active, revoked: c.revoked, expired: c.expired, counted_at: c.counted_at }
+    }
 }
 
 /// A live node as its liveness key describes it.
@@ -59,7 +67,7 @@ pub struct ClusterStats {
         (status = 403, body = crate::error::Problem)))]
 pub async fn stats(State(state): State<AppState>, caller: ServiceCaller) -> Result<Json<ClusterStats>, ApiError> {
     caller.require(Scope::Read)?;
-    let sessions = counts(&state).await?;
+    let sessions = SessionCounts::from(state.census.latest());
     let nodes: Vec<NodeStats> = state
         .cluster
         .nodes()
@@ -81,22 +89,10 @@ pub async fn stats(State(state): State<AppState>, caller: ServiceCaller) -> Resu
     }))
 }
 
-async fn counts(state: &AppState) -> Result<SessionCounts, ApiError> {
-    let mut counts = SessionCounts { active: 0, revoked: 0, expired: 0 };
-    for (status, n) in state.store.count_by_status().await.map_err(crate::session::SessionError::from)? {
-        match status {
-            SessionStatus::Active => counts.active = n,
-            SessionStatus::Revoked => counts.revoked = n,
-            SessionStatus::Expired => counts.expired = n,
-        }
-    }
-    Ok(counts)
-}
-
 /// Prometheus metrics of this node (text exposition format).
 #[utoipa::path(get, path = "/metrics", tag = "public", responses((status = 200, body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let c = counts(&state).await?;
+    let c = state.census.latest();
     state.metrics.set_connections(state.registry.len() as i64);
     let text = state.metrics.encode(&[("active", c.active), ("revoked", c.revoked), ("expired", c.expired)]);
     let mut response = text.into_response();

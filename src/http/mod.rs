@@ -14,23 +14,51 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::header::{HeaderValue, CACHE_CONTROL};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The whole REST surface, with a body limit of `max_body_bytes`.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    Router::new()
+/// How the routers are layered.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub max_body_bytes: usize,
+    /// Longest pause inside a request body (tower-http's request-body timeout).
+    pub body_timeout: std::time::Duration,
+    /// The operator endpoints have a listener of their own: `/metrics` and `/cluster/stats`
+    /// leave the public router (the probes stay on both).
+    pub ops_apart: bool,
+}
+
+/// The whole public surface: the REST API, the WebSocket upgrade and the public endpoints.
+pub fn router(state: AppState, options: &Options) -> Router {
+    let mut routes = Router::new()
         .merge(sessions::router())
         .merge(user::router())
         .merge(public::router())
-        .merge(cluster::router())
-        .merge(crate::ws::router())
+        .merge(public::probes())
+        .merge(crate::ws::router());
+    if !options.ops_apart {
+        routes = routes.merge(cluster::router());
+    }
+    layered(routes, state, options)
+}
+
+/// The operator endpoints alone (`OPS_LISTEN`): metrics, cluster stats and the probes.
+pub fn ops_router(state: AppState, options: &Options) -> Router {
+    layered(Router::new().merge(cluster::router()).merge(public::probes()), state, options)
+}
+
+/// The layers every route shares: metrics, our error format for unrouted requests, the body
+/// limit and timeout, tracing.
+fn layered(routes: Router<AppState>, state: AppState, options: &Options) -> Router {
+    routes
         .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .layer(RequestBodyTimeoutLayer::new(options.body_timeout))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
             tracing::info_span!("http", method = %req.method(), route)

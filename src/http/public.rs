@@ -12,12 +12,14 @@ use utoipa::OpenApi;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The JWKS and the OpenAPI document.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/openapi.json", get(openapi))
+    Router::new().route("/.well-known/jwks.json", get(jwks)).route("/openapi.json", get(openapi))
+}
+
+/// Health and readiness: on the public address, and on the operator address when there is one.
+pub fn probes() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 
 /// Public keys verifying access tokens: the current one and previous ones still accepted.

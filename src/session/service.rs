@@ -173,6 +173,11 @@ impl SessionService {
         self.clock.now()
     }
 
+    /// The clock the service reads time from.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     pub fn policy(&self) -> &Policy {
         &self.policy
     }

@@ -128,10 +128,6 @@ where
 {
     let _open = gw.open_guard();
     let mut socket = socket;
-    if gw.open_connections() > gw.config.max_connections {
-        socket.close_with_error(None, "server_full", "this node is at its connection limit", close::SERVER_FULL).await;
-        return;
-    }
     let mut inbound = Inbound::new(socket.encoding, gw.config.inbound);
     // Every rare or one-off step is boxed, so an idle connection's task carries only the live
     // loop's state, not the largest future it might ever await (docs/performance.md). The box is
@@ -153,17 +149,25 @@ async fn open<'g, S>(
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
 {
-    let authed = authenticate(socket, inbound, gw, bearer).await?;
+    let (waiting, evicted) = gw.pending.enter(&gw.shutdown);
+    if evicted {
+        gw.metrics.ws_pending_evicted();
+    }
+    let authed = authenticate(socket, inbound, gw, bearer, &waiting.token).await?;
+    drop(waiting);
     let ctx = RequestContext { actor: Actor::User(authed.claims.sub.clone()), ip, user_agent: None };
     let registration = start(socket, gw, authed).await?;
     Some((registration, ctx))
 }
 
+/// Waits for a valid `auth` (or checks the upgrade's bearer token). `evict` fires when the node
+/// drains, or when newer sockets need this one's place among those waiting to authenticate.
 async fn authenticate<S>(
     socket: &mut Socket<S>,
     inbound: &mut Inbound,
     gw: &Gateway,
     bearer: Option<String>,
+    evict: &tokio_util::sync::CancellationToken,
 ) -> Option<Authed>
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
@@ -174,8 +178,13 @@ where
     let deadline = Instant::now() + gw.config.auth_timeout;
     loop {
         let received = tokio::select! {
-            _ = gw.shutdown.cancelled() => {
-                drain(socket, gw).await;
+            _ = evict.cancelled() => {
+                if gw.shutdown.is_cancelled() {
+                    drain(socket, gw).await;
+                } else {
+                    let msg = "too many connections are waiting to authenticate";
+                    socket.close_with_error(None, "server_full", msg, close::SERVER_FULL).await;
+                }
                 return None;
             }
             received = timeout_at(deadline, socket.recv()) => received,
@@ -259,6 +268,7 @@ struct Registration<'a> {
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         self.gw.registry.unregister(&self.conn);
+        self.gw.release_seat();
         // The directory entry goes in the background; a node that dies leaves entries its
         // peers ignore once its liveness key lapses.
         let (cluster, conn) = (self.gw.cluster.clone(), self.conn.clone());
@@ -272,8 +282,14 @@ async fn start<'g, S>(socket: &mut Socket<S>, gw: &'g Gateway, authed: Authed) -
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
 {
+    if !gw.take_seat() {
+        let msg = "this node is at its connection limit";
+        socket.close_with_error(authed.id, "server_full", msg, close::SERVER_FULL).await;
+        return None;
+    }
     let now_ms = gw.now_ms();
     let exp_ms = authed.claims.exp * 1000;
+    // From here on the registration gives the seat back, however the connection ends.
     let conn = gw.registry.register(authed.session.id, &authed.session.user_id, exp_ms, now_ms, &gw.shutdown);
     let registration = Registration { gw, conn };
     gw.cluster.connected(&registration.conn).await;

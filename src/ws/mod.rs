@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod conn;
+pub mod pending;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use crate::session::SessionService;
 use crate::state::AppState;
 use crate::store::Store;
 use codec::{Encoding, InboundLimits};
+use pending::Pending;
 
 /// Sessions per `last_seen` statement.
 pub const FLUSH_CHUNK: usize = 250;
@@ -46,7 +48,10 @@ pub struct GatewayConfig {
     pub heartbeat_timeout: Duration,
     pub token_warning: Duration,
     pub token_grace: Duration,
+    /// Authenticated connections per node.
     pub max_connections: usize,
+    /// Upgraded sockets still waiting to authenticate; at the cap the oldest is closed.
+    pub max_pending: usize,
     pub inbound: InboundLimits,
     /// A write that does not complete in this time drops the connection (slow consumer).
     pub write_timeout: Duration,
@@ -69,6 +74,7 @@ impl Default for GatewayConfig {
             token_warning: Duration::from_secs(60),
             token_grace: Duration::from_secs(30),
             max_connections: 20_000,
+            max_pending: 256,
             inbound: InboundLimits {
                 max_message_bytes: 4096,
                 messages_per_sec: 20.0,
@@ -98,8 +104,12 @@ pub struct Gateway {
     /// Every connection task, so shutdown can wait for them (axum runs upgraded sockets detached).
     pub tasks: TaskTracker,
     clock: Arc<dyn Clock>,
-    /// Upgraded connections, authenticated or not (the connection limit counts these).
+    /// Upgraded connections, authenticated or not.
     open: AtomicUsize,
+    /// Authenticated connections holding a place under `max_connections`.
+    seats: AtomicUsize,
+    /// Upgraded sockets waiting to authenticate.
+    pub pending: Pending,
 }
 
 /// Decrements the open-connection count when a connection task ends.
@@ -124,11 +134,13 @@ impl Gateway {
             registry: cluster.registry().clone(),
             cluster,
             metrics,
-            config,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             clock,
             open: AtomicUsize::new(0),
+            seats: AtomicUsize::new(0),
+            pending: Pending::new(config.max_pending),
+            config,
         }
     }
 
@@ -144,6 +156,17 @@ impl Gateway {
     /// Upgraded connections (including this one, from inside a connection task).
     pub fn open_connections(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+
+    /// Takes a place for an authenticated connection, unless `max_connections` are taken; the
+    /// connection's registration gives it back.
+    fn take_seat(&self) -> bool {
+        let max = self.config.max_connections;
+        self.seats.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1)).is_ok()
+    }
+
+    fn release_seat(&self) {
+        self.seats.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub fn deadlines(&self) -> Deadlines {

@@ -133,17 +133,24 @@ async fn online_is_answered_for_the_whole_cluster(backend: Backend) {
 }
 
 async fn cluster_stats_list_every_node_and_its_connections(backend: Backend) {
-    let [a, b, c] = shared_redis_nodes(backend).await;
+    let prefix = format!("test-{}", Uuid::new_v4().simple());
+    let on_redis = on_redis(&redis_url(), &prefix);
+    let [a, b, c] = three_nodes(backend, move |o: &mut Overrides| {
+        on_redis(o);
+        o.stats_refresh_ms = Some(100);
+    })
+    .await;
     let first = a.create_session("player-6").await;
     let second = a.create_session("player-7").await;
     let _d1 = b.ws_live(Encoding::Json, &first).await;
     let _d2 = b.ws_live(Encoding::Json, &second).await;
     let stats = |node: &TestApp| node.reader(Method::GET, "/cluster/stats").send();
-    // Connection counts travel with the liveness beats (every 200 ms here).
+    // Connection counts travel with the liveness beats (every 200 ms here); session counts are
+    // refreshed in the background (every 100 ms here).
     let started = Instant::now();
     let body = loop {
         let body: Value = stats(&c).await.unwrap().json().await.unwrap();
-        if body["online_sessions"] == 2 {
+        if body["online_sessions"] == 2 && body["sessions"]["active"] == 2 {
             break body;
         }
         assert!(started.elapsed() < Duration::from_secs(5), "stats never counted the two connections: {body}");

@@ -131,6 +131,8 @@ impl Drop for Database {
 /// A running node and what a test needs to talk to it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The operator listener, when the test set `ops_listen`.
+    ops_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     /// Scopes `sessions:read` + `sessions:write`, named `auth-service`.
@@ -179,6 +181,7 @@ async fn start(
     let settings = Settings::resolve(overrides).expect("test settings resolve");
     let app = session_service::app::build(settings, clock.clone()).await.expect("the app builds");
     let addr = app.local_addr();
+    let ops_addr = app.ops_addr();
     let state = app.state().clone();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -193,7 +196,19 @@ async fn start(
     // clock), before any test moves the clock.
     let health = client.get(format!("http://{addr}/healthz")).send().await;
     assert!(health.is_ok_and(|r| r.status().is_success()), "the node answers");
-    TestApp { addr, client, clock, writer_key, reader_key, state, db, dir, shutdown: Some(tx), task: Some(task) }
+    TestApp {
+        addr,
+        ops_addr,
+        client,
+        clock,
+        writer_key,
+        reader_key,
+        state,
+        db,
+        dir,
+        shutdown: Some(tx),
+        task: Some(task),
+    }
 }
 
 /// A `ServiceKeySpec` as an operator would write it: `name:sha256hex:scopes`.
@@ -247,6 +262,10 @@ impl TestApp {
             let _ = tx.send(());
         }
         self.task.take().expect("the node is running")
+    }
+
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops_addr
     }
 
     pub fn state(&self) -> &AppState {

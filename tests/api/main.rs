@@ -33,6 +33,7 @@ mod race;
 mod refresh;
 mod revoke;
 mod sessions;
+mod slow_clients;
 mod user;
 mod validate;
 mod ws;

@@ -19,7 +19,7 @@ use session_client::proto::ws::{close, ServerFrame};
 use session_service::app::{assemble, Backends, Wiring};
 use session_service::clock::{Clock, ManualClock};
 use session_service::cluster::ClusterConfig;
-use session_service::session::Policy;
+use session_service::session::{Actor, Device, NewSession, Policy, RequestContext};
 use session_service::tokens::{AccessTokens, RefreshSecrets, SigningKeyPair};
 use session_service::ws::codec::Encoding;
 use session_service::ws::conn::{serve, Socket};
@@ -168,23 +168,84 @@ async fn malformed_frames_before_auth_are_answered_until_a_streak_closes() {
     assert!(gw.registry.is_empty());
 }
 
+/// An access token of a fresh session on the gateway's own store.
+async fn access_token(gw: &Gateway, user: &str) -> String {
+    let new = NewSession {
+        user_id: user.into(),
+        device: Device {
+            id: format!("device-of-{user}"),
+            platform: "ios".into(),
+            name: None,
+            model: None,
+            app_version: None,
+            fingerprint: None,
+        },
+        ip: None,
+        user_agent: None,
+        metadata: serde_json::json!({}),
+    };
+    let ctx = RequestContext { actor: Actor::Service("test".into()), ip: None, user_agent: None };
+    gw.sessions.create(new, &ctx).await.expect("a session").access_token
+}
+
+impl Peer {
+    /// Sends `auth` with `token` and expects `welcome`.
+    async fn authenticate(&mut self, token: &str) {
+        self.send(&serde_json::json!({ "type": "auth", "token": token }).to_string());
+        match self.frame().await {
+            ServerFrame::Welcome { .. } => {}
+            other => panic!("expected welcome, got {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
-async fn a_connection_over_the_limit_is_refused_with_server_full() {
+async fn an_authenticated_connection_over_the_limit_is_refused_with_server_full() {
     let gw = gateway(GatewayConfig { max_connections: 1, ..GatewayConfig::default() }).await;
+    let (one, two) = (access_token(&gw, "player-1").await, access_token(&gw, "player-2").await);
     let mut first = Peer::connect(&gw);
-    first.send("{");
-    assert_eq!(first.error().await.0, "bad_frame", "the first connection is being served");
+    first.authenticate(&one).await;
     let mut second = Peer::connect(&gw);
+    second.send(&serde_json::json!({ "type": "auth", "token": two }).to_string());
     assert_eq!(second.error().await, ("server_full".to_owned(), Some(close::SERVER_FULL)));
     second.expect_close(close::SERVER_FULL).await;
     assert_eq!(gw.open_connections(), 1);
-    // The first leaves without a close frame: its slot is free again.
+    // The first leaves without a close frame: its place is free again.
     first.to_server.close_channel();
     first.task.await.unwrap();
     assert_eq!(gw.open_connections(), 0);
     let mut third = Peer::connect(&gw);
-    third.send("{");
-    assert_eq!(third.error().await.0, "bad_frame");
+    third.authenticate(&two).await;
+}
+
+#[tokio::test]
+async fn sockets_that_never_authenticate_cannot_keep_a_real_client_out() {
+    let config = GatewayConfig { max_connections: 2, max_pending: 3, ..GatewayConfig::default() };
+    let gw = gateway(config).await;
+    let token = access_token(&gw, "player-1").await;
+    // More silent sockets than there are places, authenticated or not.
+    let mut silent = Vec::new();
+    for _ in 0..5 {
+        let mut peer = Peer::connect(&gw);
+        peer.send("{");
+        assert_eq!(peer.error().await.0, "bad_frame", "the socket is being served");
+        silent.push(peer);
+    }
+    // Each newcomer beyond three closed the oldest waiting socket.
+    for peer in silent.drain(..2) {
+        let mut peer = peer;
+        assert_eq!(peer.error().await, ("server_full".to_owned(), Some(close::SERVER_FULL)));
+        peer.expect_close(close::SERVER_FULL).await;
+    }
+    assert_eq!(gw.pending.len(), 3);
+    let mut player = Peer::connect(&gw);
+    player.authenticate(&token).await;
+    assert_eq!(gw.registry.len(), 1);
+    // The player took the oldest silent socket's place, and gave it up once welcomed.
+    let mut oldest = silent.remove(0);
+    assert_eq!(oldest.error().await, ("server_full".to_owned(), Some(close::SERVER_FULL)));
+    oldest.expect_close(close::SERVER_FULL).await;
+    assert_eq!(gw.pending.len(), 2);
 }
 
 #[tokio::test]
