@@ -10,5 +10,6 @@ mod node;
 #[path = "../common/redis.rs"]
 mod redis;
 
+mod file_limit;
 mod infra;
 mod sigkill;

@@ -47,8 +47,19 @@ impl NodeProcess {
     /// directory), `RUST_LOG=info`, `NO_COLOR=1`. Waits until the node logs its address; panics
     /// with its output if it exits first or takes longer than 15 s.
     pub async fn spawn(bin: &str, envs: &[(&str, String)]) -> NodeProcess {
+        NodeProcess::spawn_command(Command::new(bin), bin, envs).await
+    }
+
+    /// [`NodeProcess::spawn`], with the process's file limit (soft and hard) set to `files`
+    /// first, as `ulimit -n` does: the shell sets it and then becomes the node (`exec`).
+    pub async fn spawn_with_file_limit(bin: &str, files: u64, envs: &[(&str, String)]) -> NodeProcess {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg(r#"ulimit -n "$0" && exec "$1""#).arg(files.to_string()).arg(bin);
+        NodeProcess::spawn_command(cmd, bin, envs).await
+    }
+
+    async fn spawn_command(mut cmd: Command, bin: &str, envs: &[(&str, String)]) -> NodeProcess {
         let dir = ScratchDir::new();
-        let mut cmd = Command::new(bin);
         cmd.env_clear().current_dir(dir.path()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd.kill_on_drop(true);
         for name in INHERITED_ENV {
