@@ -38,8 +38,8 @@ pub fn decide(
     let is_current = token.generation == current_gen;
     let genuine = if is_current {
         secrets.matches(token, &session.refresh_hash)
-    } else if token.generation < current_gen && current_gen - 1 - token.generation <= MAX_TRACE_GENERATIONS {
-        let previous = secrets.advance(token, current_gen - 1 - token.generation);
+    } else if let Some(steps) = derivations(session, token) {
+        let previous = secrets.advance(token, steps);
         session.prev_refresh_hash.as_deref().is_some_and(|h| secrets.matches(&previous, h))
     } else {
         false
@@ -60,6 +60,15 @@ pub fn decide(
     } else {
         Decision::Reuse
     }
+}
+
+/// How many derivations prove an older `token` genuine (forward to the previous generation,
+/// whose hash is stored), or `None` when it is not traced: the current or a future generation, or
+/// one further back than [`MAX_TRACE_GENERATIONS`]. This is all the work a presented token can
+/// cause besides one hash comparison.
+fn derivations(session: &SessionRecord, token: &RefreshToken) -> Option<i64> {
+    let steps = session.refresh_generation.checked_sub(1)?.checked_sub(token.generation)?;
+    (0..=MAX_TRACE_GENERATIONS).contains(&steps).then_some(steps)
 }
 
 #[cfg(test)]
@@ -146,6 +155,34 @@ mod tests {
             assert_eq!(decide(&rec, &guess, &s, now, GRACE), Decision::Unknown, "generation {generation}");
         }
         assert_eq!(decide(&rec, &s.advance(&t0, 4), &s, now, GRACE), Decision::Unknown);
+    }
+
+    #[test]
+    fn a_token_traced_further_back_than_the_bound_is_unknown_and_costs_no_more() {
+        let (s, now) = (secrets(), Utc::now());
+        let t0 = s.issue_initial(Uuid::new_v4());
+        let depth = MAX_TRACE_GENERATIONS + 2;
+        let rec = session_at(&s, &t0, depth, now);
+        // Generation 1 is exactly MAX_TRACE_GENERATIONS derivations from the previous one.
+        assert_eq!(decide(&rec, &s.advance(&t0, 1), &s, now, GRACE), Decision::Reuse, "at the bound: detected");
+        // Generation 0 would cost one more: refused without tracing, and the session lives on.
+        assert_eq!(decide(&rec, &t0, &s, now, GRACE), Decision::Unknown, "past the bound: not traced");
+        // A forged generation-0 token of a session this deep is refused the same way.
+        let forged = RefreshToken { session_id: t0.session_id, generation: 0, secret: [1u8; 32] };
+        assert_eq!(decide(&rec, &forged, &s, now, GRACE), Decision::Unknown);
+    }
+
+    #[test]
+    fn no_presented_token_costs_more_than_512_derivations() {
+        let (s, now) = (secrets(), Utc::now());
+        let t0 = s.issue_initial(Uuid::new_v4());
+        // A session 4,097 rotations deep: a forged generation-0 token once cost 4,096 HMACs.
+        let rec = session_at(&s, &t0, 4_097, now);
+        let worst = (-1..=4_100)
+            .map(|generation| RefreshToken { session_id: t0.session_id, generation, secret: [1u8; 32] })
+            .filter_map(|token| derivations(&rec, &token))
+            .max();
+        assert_eq!(worst, Some(512));
     }
 
     #[test]
