@@ -220,6 +220,7 @@ impl App {
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(sweep_loop(self.state.clone(), self.settings.sweep_interval, cancel.clone()));
+        tasks.spawn(refusals_loop(self.state.sessions.clone(), cancel.clone()));
         let gateway = self.state.gateway.clone();
         tasks.spawn(gateway.clone().run_sweeper(self.state.store.clone(), cancel.clone()));
         tasks.spawn(self.state.cluster.clone().run(cancel.clone()));
@@ -278,6 +279,28 @@ async fn sweep_loop(state: AppState, interval: std::time::Duration, cancel: Canc
                 Ok(n) => tracing::info!(expired = n, "expired sessions swept"),
                 Err(e) => tracing::warn!(error = %e, "expiry sweep failed; retrying next interval"),
             },
+        }
+    }
+}
+
+/// How often the aggregate audit rows of ended refusal windows are written.
+const REFUSALS_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Writes the aggregate rows of refusal windows as they end, and all of them at shutdown (the
+/// requests that fed them have all been answered by then).
+async fn refusals_loop(sessions: Arc<SessionService>, cancel: CancellationToken) {
+    let mut ticker = tokio::time::interval(REFUSALS_FLUSH);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let everything = tokio::select! {
+            _ = cancel.cancelled() => true,
+            _ = ticker.tick() => false,
+        };
+        if let Err(e) = sessions.flush_refusals(everything).await {
+            tracing::warn!(error = %e, "writing aggregated refusals failed");
+        }
+        if everything {
+            return;
         }
     }
 }

@@ -107,6 +107,7 @@ pub struct Metrics {
     http_refused: Counter,
     http_accept_errors: Counter,
     ws_pending_evicted: Counter,
+    audit_untracked: Counter,
     /// Every state `encode` has been given, so a state missing from a later scrape reads 0
     /// rather than keeping its last count. The mutex also keeps two scrapes' updates apart; it is
     /// held only while setting a handful of gauges.
@@ -155,6 +156,12 @@ impl Metrics {
                 r,
                 "ws_pending_evicted",
                 "Unauthenticated WebSockets closed to make room for newer ones",
+                Counter::default(),
+            ),
+            audit_untracked: registered(
+                r,
+                "audit_refusals_untracked",
+                "Refusals of real sessions not audited: too many sessions were attacked at once",
                 Counter::default(),
             ),
             states_seen: Mutex::new(Vec::new()),
@@ -258,6 +265,11 @@ impl Metrics {
     /// Counts an unauthenticated WebSocket evicted by a newer one.
     pub fn ws_pending_evicted(&self) {
         self.ws_pending_evicted.inc();
+    }
+
+    /// Counts a refusal that found no room among the aggregated audit windows.
+    pub fn audit_untracked(&self) {
+        self.audit_untracked.inc();
     }
 
     /// Sets `session_sessions{state}` from counts the caller read from the store, and renders every

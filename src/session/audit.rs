@@ -59,6 +59,14 @@ pub struct AuditRecord {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// How many attempts the entry stands for: 1, except for the aggregate of repeated refusals
+    /// of one session within a minute (see `session::refusals`).
+    #[serde(default = "one")]
+    pub attempts: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl AuditRecord {
@@ -73,6 +81,7 @@ impl AuditRecord {
             outcome: outcome.to_owned(),
             reason: None,
             ip: None,
+            attempts: 1,
         }
     }
 

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod events;
 pub mod policy;
 pub mod refresh;
+pub mod refusals;
 pub mod service;
 pub mod validate;
 

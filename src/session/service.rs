@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use super::refresh::{decide, Decision};
+use super::refusals::{Admitted, Refusals};
 use super::validate::{self, Invalid};
 use super::{
     reasons, Actor, AuditRecord, Device, OutboxEvent, Policy, RevocationListener, SessionRecord, SessionStatus,
@@ -105,12 +106,14 @@ pub struct SessionService {
     policy: Policy,
     listener: Arc<dyn RevocationListener>,
     metrics: Arc<Metrics>,
+    /// Refusals of real sessions, audited in aggregate.
+    refusals: Refusals,
 }
 
 impl SessionService {
     pub fn new(ports: Ports, refresh: RefreshSecrets, policy: Policy) -> Self {
         let Ports { store, cache, clock, access, listener, metrics } = ports;
-        Self { store, cache, clock, access, refresh, policy, listener, metrics }
+        Self { store, cache, clock, access, refresh, policy, listener, metrics, refusals: Refusals::default() }
     }
 
     /// After a commit that changed `ids`: drops their cached state. A failure is logged and left
@@ -383,10 +386,10 @@ impl SessionService {
     /// one within the grace window gets the same successor again, an older genuine one revokes the
     /// session, an unknown one is refused without changing anything.
     pub async fn refresh(&self, presented: &str, ctx: &RequestContext) -> Result<Issued, SessionError> {
-        let token = self.parse_refresh(presented, "refresh", ctx).await?;
+        let token = self.parse_refresh(presented, "refresh")?;
         for _ in 0..MAX_REFRESH_ATTEMPTS {
             let now = self.now();
-            let session = self.load_for_token(&token, "refresh", ctx).await?;
+            let session = self.load_for_token(&token, "refresh").await?;
             match decide(&session, &token, &self.refresh, now, self.policy.refresh_grace) {
                 Decision::Rotate { successor } => {
                     if let Some(rotated) = self.rotate(&session, &token, &successor, now, ctx).await? {
@@ -410,8 +413,8 @@ impl SessionService {
     /// Checks a refresh token without rotating it. Refusals are audited; a reused token revokes
     /// the session exactly as a refresh would.
     pub async fn validate_refresh(&self, presented: &str, ctx: &RequestContext) -> Result<SessionRecord, SessionError> {
-        let token = self.parse_refresh(presented, "validate", ctx).await?;
-        let session = self.load_for_token(&token, "validate", ctx).await?;
+        let token = self.parse_refresh(presented, "validate")?;
+        let session = self.load_for_token(&token, "validate").await?;
         match decide(&session, &token, &self.refresh, self.now(), self.policy.refresh_grace) {
             Decision::Rotate { .. } | Decision::Replay { .. } => {
                 self.metrics.validate("ok");
@@ -421,17 +424,12 @@ impl SessionService {
         }
     }
 
-    async fn parse_refresh(
-        &self,
-        presented: &str,
-        action: &str,
-        ctx: &RequestContext,
-    ) -> Result<RefreshToken, SessionError> {
+    fn parse_refresh(&self, presented: &str, action: &str) -> Result<RefreshToken, SessionError> {
         match RefreshToken::parse(presented) {
             Some(t) => Ok(t),
+            // Proves nothing about any session: counted, not audited (anyone can send these).
             None => {
                 self.outcome(action, "forged");
-                self.record(self.audit(ctx, action, "forged").reason("malformed_token")).await?;
                 Err(SessionError::InvalidToken)
             }
         }
@@ -439,23 +437,16 @@ impl SessionService {
 
     /// The session a refresh token names. A refresh reads the store (it writes anyway, and its
     /// compare-and-swap needs the current generation); a validation reads through the cache.
-    async fn load_for_token(
-        &self,
-        token: &RefreshToken,
-        action: &str,
-        ctx: &RequestContext,
-    ) -> Result<SessionRecord, SessionError> {
+    async fn load_for_token(&self, token: &RefreshToken, action: &str) -> Result<SessionRecord, SessionError> {
         let found = match action {
             "refresh" => self.store.get_session(token.session_id).await?,
             _ => self.load(token.session_id).await?,
         };
         match found {
             Some(s) => Ok(s),
+            // No such session: counted, not audited, like a malformed token.
             None => {
                 self.outcome(action, "forged");
-                let mut audit = self.audit(ctx, action, "forged").reason("unknown_session");
-                audit.session_id = Some(token.session_id);
-                self.record(audit).await?;
                 Err(SessionError::InvalidToken)
             }
         }
@@ -519,13 +510,13 @@ impl SessionService {
             Decision::Inactive(status) => {
                 let err = if status == SessionStatus::Expired { SessionError::Expired } else { SessionError::Revoked };
                 self.outcome(action, "rejected");
-                self.record(audit("rejected").reason(format!("session_{}", status.as_str()))).await?;
+                self.refused(audit("rejected").reason(format!("session_{}", status.as_str()))).await?;
                 err
             }
             // `Unknown`; acceptances never reach here.
             _ => {
                 self.outcome(action, "forged");
-                self.record(audit("forged").reason("unknown_secret")).await?;
+                self.refused(audit("forged").reason("unknown_secret")).await?;
                 SessionError::InvalidToken
             }
         })
@@ -569,6 +560,32 @@ impl SessionService {
 
     async fn record(&self, audit: AuditRecord) -> Result<(), SessionError> {
         Ok(self.store.append_audit(&audit).await?)
+    }
+
+    /// Audits a refusal against a real session in aggregate (see `refusals`).
+    async fn refused(&self, audit: AuditRecord) -> Result<(), SessionError> {
+        match self.refusals.admit(audit, self.now()) {
+            Admitted::Write(rows) => {
+                for row in rows {
+                    self.record(row).await?;
+                }
+            }
+            Admitted::Counted => {}
+            Admitted::Untracked => self.metrics.audit_untracked(),
+        }
+        Ok(())
+    }
+
+    /// Writes the aggregate rows of refusal windows that have ended (all of them with
+    /// `everything`, at shutdown). Returns how many rows were written; a failed write keeps the
+    /// rest for the next call.
+    pub async fn flush_refusals(&self, everything: bool) -> Result<usize, SessionError> {
+        let rows = self.refusals.close(self.now(), everything);
+        let written = rows.len();
+        for row in rows {
+            self.record(row).await?;
+        }
+        Ok(written)
     }
 }
 

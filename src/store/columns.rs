@@ -14,7 +14,7 @@ macro_rules! session_columns {
 /// Every column of `audit_log`, in the order inserts bind them.
 macro_rules! audit_columns {
     () => {
-        "id, at, session_id, user_id, actor_kind, actor_id, action, outcome, reason, ip"
+        "id, at, session_id, user_id, actor_kind, actor_id, action, outcome, reason, ip, attempts"
     };
 }
 

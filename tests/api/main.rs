@@ -11,6 +11,7 @@ mod redis_server;
 #[macro_use]
 mod helpers;
 
+mod audit_flood;
 mod authorization;
 mod bodies;
 mod calls;

@@ -15,10 +15,10 @@ const INSERT_TRAIL: &str = concat!(
     "WITH audit AS (INSERT INTO audit_log (",
     audit_columns!(),
     ") SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::uuid[], $4::text[], $5::text[],
-                            $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]))
+                            $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int4[]))
      INSERT INTO outbox (",
     outbox_columns!(),
-    ") SELECT * FROM UNNEST($11::uuid[], $12::text[], $13::jsonb[], $14::timestamptz[])"
+    ") SELECT * FROM UNNEST($12::uuid[], $13::text[], $14::jsonb[], $15::timestamptz[])"
 );
 
 /// Writes `trail` through `executor` (a transaction, so it commits with its change).
@@ -39,6 +39,7 @@ pub(super) async fn append<'e>(executor: impl PgExecutor<'e>, trail: &Trail) -> 
         .bind(a.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
         .bind(a.iter().map(|r| r.reason.as_deref()).collect::<Vec<_>>())
         .bind(a.iter().map(|r| r.ip.as_deref()).collect::<Vec<_>>())
+        .bind(a.iter().map(|r| rows::attempts(r.attempts)).collect::<Vec<_>>())
         .bind(e.iter().map(|ev| ev.id).collect::<Vec<_>>())
         .bind(e.iter().map(|ev| ev.subject.as_str()).collect::<Vec<_>>())
         .bind(e.iter().map(|ev| &ev.payload).collect::<Vec<_>>())

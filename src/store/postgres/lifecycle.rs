@@ -11,7 +11,7 @@ use crate::store::trail::{revoked_copy, Trail};
 use crate::store::{Revocation, RevokeTarget, Rotation, StoreError};
 
 /// The rotation compare-and-swap, in one statement (one round trip, no explicit transaction): the
-/// guarded UPDATE, then the audit record ($9-$18) and event ($19-$22) selected from its result,
+/// guarded UPDATE, then the audit record ($9-$19) and event ($20-$23) selected from its result,
 /// so when the guard fails nothing at all is written.
 const ROTATE: &str = concat!(
     "WITH rotated AS (
@@ -23,10 +23,10 @@ const ROTATE: &str = concat!(
     session_columns!(),
     "), audit AS (INSERT INTO audit_log (",
     audit_columns!(),
-    ") SELECT $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 FROM rotated),
+    ") SELECT $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19 FROM rotated),
      event AS (INSERT INTO outbox (",
     outbox_columns!(),
-    ") SELECT $19, $20, $21, $22 FROM rotated)
+    ") SELECT $20, $21, $22, $23 FROM rotated)
      SELECT * FROM rotated"
 );
 

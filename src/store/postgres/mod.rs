@@ -140,8 +140,11 @@ impl Store for PostgresStore {
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        let insert =
-            concat!("INSERT INTO audit_log (", audit_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+        let insert = concat!(
+            "INSERT INTO audit_log (",
+            audit_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        );
         rows::bind_audit(sqlx::query(insert), record).execute(&self.pool).await.map_err(db_error)?;
         Ok(())
     }

@@ -53,6 +53,12 @@ pub(super) fn bind_audit<'q>(q: PgQuery<'q>, a: &'q AuditRecord) -> PgQuery<'q> 
         .bind(&a.outcome)
         .bind(&a.reason)
         .bind(&a.ip)
+        .bind(attempts(a.attempts))
+}
+
+/// The `attempts` column (INTEGER): counts far beyond `i32` cannot arise (one window's attempts).
+pub(super) fn attempts(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 /// Binds an event's `outbox` columns, in `outbox_columns!()` order.
@@ -115,6 +121,8 @@ pub(super) fn audit(row: &PgRow) -> Result<AuditRecord, StoreError> {
         outcome: get(row, "outcome")?,
         reason: get(row, "reason")?,
         ip: get(row, "ip")?,
+        attempts: u32::try_from(get::<i32>(row, "attempts")?)
+            .map_err(|_| StoreError::Corrupt("audit_log.attempts is negative".into()))?,
     })
 }
 

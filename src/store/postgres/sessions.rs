@@ -22,10 +22,10 @@ const INSERT_SESSION: &str = concat!(
               $20, $21, $22, $23, $24 FROM user_lock RETURNING id),
      audit AS (INSERT INTO audit_log (",
     audit_columns!(),
-    ") SELECT $25, $26, $27, $28, $29, $30, $31, $32, $33, $34 FROM session)
+    ") SELECT $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35 FROM session)
      INSERT INTO outbox (",
     outbox_columns!(),
-    ") SELECT $35, $36, $37, $38 FROM session"
+    ") SELECT $36, $37, $38, $39 FROM session"
 );
 
 /// Revokes the user's effectively active sessions beyond the `$4` most recently used, sparing

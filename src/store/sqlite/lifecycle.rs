@@ -27,7 +27,7 @@ const ROTATE: &str = concat!(
     ";
      INSERT INTO audit_log (",
     audit_columns!(),
-    ") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1;
+    ") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() = 1;
      INSERT INTO outbox (",
     outbox_columns!(),
     ") SELECT ?, ?, ?, ? WHERE changes() = 1"

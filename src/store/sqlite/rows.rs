@@ -68,6 +68,7 @@ pub(super) fn bind_audit<'q>(q: SqliteQuery<'q>, a: &'q AuditRecord) -> SqliteQu
         .bind(&a.outcome)
         .bind(&a.reason)
         .bind(&a.ip)
+        .bind(i64::from(a.attempts))
 }
 
 /// Binds an event's `outbox` columns, in `outbox_columns!()` order.
@@ -86,7 +87,8 @@ pub(super) fn push_audit<'q>(mut row: Separated<'_, 'q, Sqlite, &'static str>, a
         .push_bind(&a.action)
         .push_bind(&a.outcome)
         .push_bind(&a.reason)
-        .push_bind(&a.ip);
+        .push_bind(&a.ip)
+        .push_bind(i64::from(a.attempts));
 }
 
 /// Pushes one `outbox` row of a multi-row `VALUES`, in `outbox_columns!()` order.
@@ -168,6 +170,8 @@ pub(super) fn audit(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
         outcome: get(row, "outcome")?,
         reason: get(row, "reason")?,
         ip: get(row, "ip")?,
+        attempts: u32::try_from(get::<i64>(row, "attempts")?)
+            .map_err(|_| StoreError::Corrupt("audit_log.attempts is out of range".into()))?,
     })
 }
 
