@@ -170,17 +170,30 @@ impl Connection {
             .max_buf_size(HYPER_MAX_BUF);
         let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)).with_upgrades();
         tokio::pin!(conn);
-        tokio::select! {
-            served = conn.as_mut() => {
-                if let Err(e) = served {
-                    tracing::debug!(error = %e, "HTTP connection ended with an error");
+        let mut evictable = true;
+        loop {
+            tokio::select! {
+                served = conn.as_mut() => {
+                    if let Err(e) = served {
+                        tracing::debug!(error = %e, "HTTP connection ended with an error");
+                    }
+                    return;
                 }
-            }
-            // Dropping the connection closes the socket; it was serving no request.
-            _ = slot.slot.evicted.notified() => {}
-            _ = stop.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
+                _ = slot.slot.evicted.notified(), if evictable => {
+                    // Dropping the connection closes the socket. A request that started between
+                    // the pool's choice and now is answered first, and the connection closes
+                    // after it (the pool is over its cap by one until then).
+                    if slot.slot.in_flight.load(Ordering::Relaxed) == 0 {
+                        return;
+                    }
+                    conn.as_mut().graceful_shutdown();
+                    evictable = false;
+                }
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                    return;
+                }
             }
         }
     }
