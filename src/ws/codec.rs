@@ -2,7 +2,7 @@
 //! well-formedness) before the connection acts on it.
 
 use axum::extract::ws::Message;
-use session_client::proto::ws::{ClientFrame, ServerFrame, SUBPROTOCOL_MSGPACK};
+use session_client::proto::ws::{codec, ClientFrame, ServerFrame, SUBPROTOCOL_MSGPACK};
 use tokio::time::Instant;
 
 /// Longest `message` an `error` frame repeats from a decoder.
@@ -26,17 +26,18 @@ impl Encoding {
 
     pub fn encode(self, frame: &ServerFrame) -> Message {
         match self {
-            Self::Json => Message::Text(serde_json::to_string(frame).expect("server frames serialize").into()),
-            Self::Msgpack => Message::Binary(rmp_serde::to_vec_named(frame).expect("server frames serialize").into()),
+            Self::Json => Message::Text(codec::to_json(frame).expect("server frames serialize").into()),
+            Self::Msgpack => Message::Binary(codec::to_msgpack(frame).expect("server frames serialize").into()),
         }
     }
 
-    /// Decodes a data message of this encoding; the error is safe to show the client.
+    /// Decodes a data message of this encoding, which must hold exactly one map (nothing before
+    /// or after it); the error is safe to show the client.
     pub fn decode(self, message: &Message) -> Result<ClientFrame, String> {
-        let detail = |e: String| e.chars().take(MAX_DETAIL).collect::<String>();
+        let detail = |e: codec::DecodeError| e.to_string().chars().take(MAX_DETAIL).collect::<String>();
         match (self, message) {
-            (Self::Json, Message::Text(text)) => serde_json::from_str(text).map_err(|e| detail(e.to_string())),
-            (Self::Msgpack, Message::Binary(bytes)) => rmp_serde::from_slice(bytes).map_err(|e| detail(e.to_string())),
+            (Self::Json, Message::Text(text)) => codec::from_json(text).map_err(detail),
+            (Self::Msgpack, Message::Binary(bytes)) => codec::from_msgpack(bytes).map_err(detail),
             (Self::Json, _) => Err("this connection speaks session.v1.json: send text frames".into()),
             (Self::Msgpack, _) => Err("this connection speaks session.v1.msgpack: send binary frames".into()),
         }
@@ -191,5 +192,23 @@ mod tests {
         assert!(Encoding::Msgpack.decode(&Message::Binary(vec![0xc1].into())).is_err());
         assert_eq!(Encoding::from_protocol(Some("session.v1.msgpack")), Encoding::Msgpack);
         assert_eq!(Encoding::from_protocol(None), Encoding::Json);
+    }
+
+    #[test]
+    fn a_message_is_one_map_with_nothing_after_it() {
+        let ping = rmp_serde::to_vec_named(&ClientFrame::Ping { id: Some(1), ts: 5 }).unwrap();
+        let two_maps = [ping.clone(), ping.clone()].concat();
+        let zeros = [ping.clone(), vec![0, 0]].concat();
+        for bytes in [two_maps, zeros] {
+            let refused = Encoding::Msgpack.decode(&Message::Binary(bytes.clone().into()));
+            assert!(refused.as_ref().is_err_and(|e| e.contains("after the frame's map")), "{bytes:02x?}: {refused:?}");
+        }
+        let positional = rmp_serde::to_vec(&("ping", 1u8, 5u8)).unwrap();
+        assert!(Encoding::Msgpack.decode(&Message::Binary(positional.into())).is_err());
+        let json = r#"{"type":"ping","id":1,"ts":5}"#;
+        for text in [format!("{json}{json}"), format!("{json}\n\u{0}"), r#"["ping",1,5]"#.to_owned()] {
+            assert!(Encoding::Json.decode(&Message::Text(text.clone().into())).is_err(), "{text}");
+        }
+        assert!(Encoding::Json.decode(&Message::Text(format!(" {json}\n").into())).is_ok(), "JSON whitespace is fine");
     }
 }

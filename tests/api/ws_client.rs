@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
-use session_client::proto::ws::{ClientFrame, ServerFrame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
+use session_client::proto::ws::{codec, ClientFrame, ServerFrame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
 use session_service::config::Overrides;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -52,14 +52,15 @@ impl Encoding {
         }
     }
 
-    /// A server frame, asserting it came in this encoding's message type.
+    /// A server frame, asserting it came in this encoding's message type, alone in its message
+    /// (the SDK's strict codec).
     pub fn decode(self, message: &Message) -> ServerFrame {
         match (self, message) {
             (Self::Msgpack, Message::Binary(b)) => {
-                rmp_serde::from_slice(b).unwrap_or_else(|e| panic!("not a msgpack server frame ({e}): {b:?}"))
+                codec::from_msgpack(b).unwrap_or_else(|e| panic!("not a msgpack server frame ({e}): {b:?}"))
             }
             (Self::Json, Message::Text(t)) => {
-                serde_json::from_str(t).unwrap_or_else(|e| panic!("not a JSON server frame ({e}): {t}"))
+                codec::from_json(t).unwrap_or_else(|e| panic!("not a JSON server frame ({e}): {t}"))
             }
             (enc, other) => panic!("a {enc:?} connection got {other:?}"),
         }

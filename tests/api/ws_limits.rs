@@ -19,6 +19,22 @@ fn padded_ping(encoding: Encoding, bytes: usize) -> Message {
     encoding.encode(&json!({ "type": "ping", "ts": 1, "pad": "x".repeat(bytes) }))
 }
 
+/// `frame` twice in one data message.
+fn two_in_one(encoding: Encoding, frame: &ClientFrame) -> Message {
+    match encoding.encode(frame) {
+        Message::Binary(b) => Message::Binary([&b[..], &b[..]].concat().into()),
+        Message::Text(t) => Message::Text(format!("{t}{t}").into()),
+        other => unreachable!("{other:?}"),
+    }
+}
+
+/// `frame` in MessagePack with `tail` after the map.
+fn followed_by(frame: &ClientFrame, tail: &[u8]) -> Message {
+    let mut bytes = rmp_serde::to_vec_named(frame).expect("encodes");
+    bytes.extend_from_slice(tail);
+    Message::Binary(bytes.into())
+}
+
 /// Malformed messages of each kind for a connection speaking `encoding`.
 fn malformed(encoding: Encoding) -> Vec<(&'static str, Message)> {
     let mut cases = vec![
@@ -28,12 +44,15 @@ fn malformed(encoding: Encoding) -> Vec<(&'static str, Message)> {
         ("mistyped field", encoding.encode(&json!({ "type": "ping", "ts": "soon" }))),
         ("unknown field", encoding.encode(&json!({ "type": "ping", "ts": 1, "extra": true }))),
         ("not a map", encoding.encode(&json!([1, 2]))),
+        ("positional array", encoding.encode(&json!(["ping", 1, 5]))),
+        ("two maps", two_in_one(encoding, &ClientFrame::Ping { id: Some(1), ts: 1 })),
     ];
     match encoding {
         Encoding::Msgpack => {
             cases.push(("bad msgpack bytes", Message::Binary(vec![0xc1, 0x00, 0xff].into())));
             cases.push(("truncated msgpack", Message::Binary(vec![0x82, 0xa4].into())));
             cases.push(("text frame", Message::Text(r#"{"type":"ping","ts":1}"#.into())));
+            cases.push(("map then 00 00", followed_by(&ClientFrame::Ping { id: Some(1), ts: 1 }, &[0, 0])));
         }
         Encoding::Json => {
             cases.push(("bad JSON", Message::Text("{\"type\":".into())));
@@ -126,6 +145,31 @@ async fn malformed_frames_are_answered_and_the_connection_keeps_working(backend:
     }
 }
 
+async fn a_message_holding_more_than_one_map_is_refused_whole(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for encoding in Encoding::BOTH {
+        // Before auth: an `auth` with something after it must not authenticate.
+        let created = app.create_session("user-1").await;
+        let auth = ClientFrame::Auth { id: Some(1), token: created.access.clone() };
+        let mut ws = app.ws(encoding, None).await;
+        let batched = match encoding {
+            Encoding::Msgpack => followed_by(&auth, &[0, 0]),
+            Encoding::Json => two_in_one(encoding, &auth),
+        };
+        ws.send_raw(batched).await;
+        assert_eq!(ws.expect_error("bad_frame").await, None, "{encoding:?}: the batch is one bad message");
+        ws.send(&auth).await;
+        assert!(matches!(ws.next_frame().await, ServerFrame::Welcome { id: Some(1), .. }), "{encoding:?}");
+
+        // Live: two pings in one message get one `bad_frame` and no `pong`: the next frame
+        // answers the ping after them.
+        ws.send_raw(two_in_one(encoding, &ClientFrame::Ping { id: Some(2), ts: 1 })).await;
+        assert_eq!(ws.expect_error("bad_frame").await, None, "{encoding:?}");
+        ws.ping(3).await;
+        ws.close().await;
+    }
+}
+
 async fn five_malformed_frames_in_a_row_close_with_protocol_error(backend: Backend) {
     let app = spawn_app(backend).await;
     for encoding in Encoding::BOTH {
@@ -197,6 +241,7 @@ sqlite_only!(
     a_message_over_64_kib_is_refused_with_a_reason_too,
     more_messages_than_the_rate_closes_with_rate_limited,
     malformed_frames_are_answered_and_the_connection_keeps_working,
+    a_message_holding_more_than_one_map_is_refused_whole,
     five_malformed_frames_in_a_row_close_with_protocol_error,
     the_connection_limit_refuses_with_server_full,
     unauthenticated_garbage_never_takes_the_node_down,

@@ -3,7 +3,10 @@
 //! Every frame is a map with a `type`. Requests may carry an `id` (any unsigned integer), echoed in
 //! the reply. Times are integer milliseconds since the Unix epoch. The same types encode as JSON
 //! text frames (subprotocol `session.v1.json`) and as MessagePack binary frames with named fields
-//! (`session.v1.msgpack`). docs/protocol.md is the normative description.
+//! (`session.v1.msgpack`). docs/protocol.md is the normative description. [`codec`] reads and
+//! writes them one frame per message, as strictly as the server.
+
+pub mod codec;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
