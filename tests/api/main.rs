@@ -20,6 +20,7 @@ mod checks;
 mod cluster;
 mod cluster_faults;
 mod create;
+mod data_dir;
 mod errors;
 mod events;
 mod extend;

@@ -19,6 +19,7 @@ mod presence;
 mod rows;
 mod sessions;
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -70,15 +71,38 @@ impl SqliteStore {
             migrate(&pool).await?;
             return Ok(Self { write: pool.clone(), read: pool });
         }
-        if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
-        }
+        create_owner_only(options.get_filename()).await?;
         let write = pool(1).connect_with(options.clone()).await.map_err(db_error)?;
         migrate(&write).await?;
         let read = pool(READERS).connect_with(options).await.map_err(db_error)?;
         Ok(Self { write, read })
+    }
+}
+
+/// Creates the database file (and its missing directories) readable by its owner only, before
+/// SQLite opens it: the rows hold user ids, IP addresses and refresh-token hashes. Directories are
+/// created 0700 and the file 0600; SQLite gives the `-wal` and `-shm` files it creates later the
+/// database file's own permissions. An existing file or directory keeps its permissions (the
+/// operator's choice).
+async fn create_owner_only(path: &Path) -> Result<(), StoreError> {
+    let failed =
+        |what: &Path, e: std::io::Error| StoreError::Unavailable(format!("cannot create {}: {e}", what.display()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let mut builder = tokio::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        builder.mode(0o700);
+        builder.create(dir).await.map_err(|e| failed(dir, e))?;
+    }
+    let mut file = tokio::fs::OpenOptions::new();
+    file.write(true).create_new(true);
+    #[cfg(unix)]
+    file.mode(0o600);
+    match file.open(path).await {
+        // An empty file is an empty database to SQLite.
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(failed(path, e)),
     }
 }
 
@@ -208,5 +232,27 @@ impl Store for SqliteStore {
 
     async fn inactive_among(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<Vec<(Uuid, String)>, StoreError> {
         presence::inactive_among(&self.read, ids, now).await
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_new_database_its_directory_and_its_wal_files_are_owner_only() {
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let root = std::env::temp_dir().join(format!("sqlite-modes-{}", Uuid::new_v4()));
+        let db = root.join("data").join("sessions.db");
+        let store = SqliteStore::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+        // The migrations have written through the WAL; the shared-memory file exists while open.
+        store.ping().await.unwrap();
+        let files = ["sessions.db", "sessions.db-wal", "sessions.db-shm"].map(|f| mode(&db.with_file_name(f)));
+        assert_eq!(files, [0o600; 3]);
+        assert_eq!((mode(&root), mode(db.parent().unwrap())), (0o700, 0o700));
+        drop(store);
+        std::fs::remove_dir_all(root).unwrap();
     }
 }
