@@ -11,5 +11,7 @@ mod node;
 mod redis;
 
 mod file_limit;
+mod fleet;
 mod infra;
+mod presence;
 mod sigkill;
