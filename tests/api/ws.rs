@@ -109,6 +109,31 @@ async fn bad_credentials_are_refused_with_their_close_codes(backend: Backend) {
     expect_refused(&app, &token, "session_expired", close::SESSION_EXPIRED).await;
 }
 
+async fn a_session_that_ran_out_of_time_meets_token_expired_at_auth_then_session_expired(backend: Backend) {
+    // An idle timeout shorter than the access-token lifetime, so the token lives exactly as long
+    // as the session: the token's `exp` is capped at the session's expiry.
+    let app = spawn_app_with(backend, |o| o.idle_timeout_secs = Some(120)).await;
+    let created = app.create_session("user-1").await;
+    let (exp, end) = (ms(&created.body["access_token_expires_at"]), ms(&created.body["session"]["expires_at"]));
+    assert!(exp <= end && end - exp < 1000, "the token ends with the session (to its whole second): {exp} {end}");
+    app.advance(Duration::seconds(120));
+    expect_refused(&app, &created.access, "token_expired", close::TOKEN_EXPIRED).await;
+    // What the client does next, by close 4007's policy: refresh over REST. That says why.
+    expect_problem(app.refresh(&created.refresh).await, StatusCode::UNAUTHORIZED, "session_expired").await;
+}
+
+async fn session_expired_at_auth_takes_a_lifetime_shortened_after_the_token_was_issued(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_session("user-1").await;
+    // The operator lowers the idle timeout below the access-token lifetime; the next rotation
+    // moves the session's expiry earlier than the access token issued before it.
+    let app = app.restart(|o| o.idle_timeout_secs = Some(60)).await;
+    let rotated = app.refresh_ok(&created.refresh).await;
+    app.advance(Duration::seconds(61));
+    expect_refused(&app, &created.access, "session_expired", close::SESSION_EXPIRED).await;
+    expect_refused(&app, &rotated.access, "token_expired", close::TOKEN_EXPIRED).await;
+}
+
 async fn the_server_prefers_msgpack_and_defaults_to_json(backend: Backend) {
     let app = spawn_app(backend).await;
     let cases: [(&[&str], Option<&str>); 5] = [
@@ -169,6 +194,8 @@ both!(
     a_bearer_upgrade_is_welcomed_at_once_and_pings_are_answered,
     an_auth_frame_authenticates_and_only_once,
     bad_credentials_are_refused_with_their_close_codes,
+    a_session_that_ran_out_of_time_meets_token_expired_at_auth_then_session_expired,
+    session_expired_at_auth_takes_a_lifetime_shortened_after_the_token_was_issued,
 );
 
 sqlite_only!(

@@ -70,6 +70,7 @@ async fn refresh_errors_use_the_rest_codes_and_change_no_session(backend: Backen
             (2, other_user.refresh.clone()),
             (3, same_user.refresh.clone()),
             (4, forge(&mine.refresh, 0)),
+            (5, forge(&mine.refresh, 1)), // a generation not issued yet
         ];
         for (id, token) in attempts {
             ws.send(&ClientFrame::Refresh { id: Some(id), refresh_token: token }).await;
@@ -97,7 +98,72 @@ async fn refresh_errors_use_the_rest_codes_and_change_no_session(backend: Backen
     }
 }
 
+/// A reused token's answer over the socket: `error session_revoked` echoing `id`, then the push
+/// `revoked{refresh_token_reuse}` and close 4101.
+async fn expect_reuse(ws: &mut WsClient, id: u64, refresh_token: &str) {
+    ws.send(&ClientFrame::Refresh { id: Some(id), refresh_token: refresh_token.to_owned() }).await;
+    assert_eq!(ws.expect_error("session_revoked").await, Some(id));
+    ws.expect_revoked("refresh_token_reuse").await;
+}
+
+async fn the_previous_token_after_the_grace_window_is_reuse_over_the_socket(backend: Backend) {
+    let app = spawn_app_with(backend, patient_deadlines).await;
+    for encoding in Encoding::BOTH {
+        let created = app.create_session("user-1").await;
+        let mut ws = app.ws_live(encoding, &created).await;
+        tokens(&mut ws, 1, &created.refresh).await;
+        app.advance(Duration::milliseconds(19_999));
+        let (_, _, replayed) = tokens(&mut ws, 2, &created.refresh).await;
+        assert_eq!(generation(&replayed), 1, "inside the 20 s window: the same successor");
+        app.advance(Duration::milliseconds(1));
+        expect_reuse(&mut ws, 3, &created.refresh).await;
+    }
+}
+
+async fn a_token_two_generations_old_is_reuse_even_inside_the_grace_window(backend: Backend) {
+    let app = spawn_app_with(backend, patient_deadlines).await;
+    for encoding in Encoding::BOTH {
+        let created = app.create_session("user-1").await;
+        let mut ws = app.ws_live(encoding, &created).await;
+        let (_, _, first) = tokens(&mut ws, 1, &created.refresh).await;
+        app.advance(Duration::seconds(1));
+        tokens(&mut ws, 2, &first).await;
+        // One second after the last rotation and one second after the first: both windows are
+        // open, but only the previous generation may replay.
+        app.advance(Duration::seconds(1));
+        expect_reuse(&mut ws, 3, &created.refresh).await;
+    }
+}
+
+async fn a_refresh_of_a_session_past_its_expiry_answers_session_expired_and_the_socket_stays(backend: Backend) {
+    let app = spawn_app_with(backend, |o| {
+        o.idle_timeout_secs = Some(3600);
+        patient_deadlines(o);
+    })
+    .await;
+    for encoding in Encoding::BOTH {
+        let created = app.create_session("user-1").await;
+        let mut ws = app.ws_live(encoding, &created).await;
+        app.advance(Duration::seconds(3600));
+        ws.send(&ClientFrame::Refresh { id: Some(1), refresh_token: created.refresh.clone() }).await;
+        // The warning of the expired access token may come first, from the node's own sweep.
+        let id = loop {
+            match ws.next_frame().await {
+                ServerFrame::TokenExpiring { .. } => continue,
+                ServerFrame::Error { id, code, close_code: None, .. } if code == "session_expired" => break id,
+                other => panic!("{encoding:?}: expected session_expired, got {other:?}"),
+            }
+        };
+        assert_eq!(id, Some(1));
+        ws.ping(2).await;
+        ws.close().await;
+    }
+}
+
 both!(
     refreshing_over_the_socket_rotates_replays_and_revokes_on_reuse,
     refresh_errors_use_the_rest_codes_and_change_no_session,
+    the_previous_token_after_the_grace_window_is_reuse_over_the_socket,
+    a_token_two_generations_old_is_reuse_even_inside_the_grace_window,
+    a_refresh_of_a_session_past_its_expiry_answers_session_expired_and_the_socket_stays,
 );
