@@ -1,6 +1,7 @@
 //! Deadlines over a connection's life (heartbeat, access-token warning and expiry, enforced by
-//! `Gateway::sweep` at the manual clock's time) and presence (`online`, batched `last_seen_at`).
-//! Heartbeat runs on SQLite only (no store access); the rest on both stores.
+//! `Gateway::sweep` at the manual clock's time, and a REST refresh that does not move them) and
+//! presence (`online`, batched `last_seen_at`, live on the holding node only). The heartbeat cases
+//! run on SQLite only (no store access); the rest on both stores.
 
 use chrono::{DateTime, Duration, Utc};
 use reqwest::Method;
