@@ -2,7 +2,7 @@
 //! a stable `code` (listed in docs/errors.md). Internal causes are logged here, once, and never
 //! returned to the caller.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -23,6 +23,15 @@ pub enum ApiError {
     InvalidId,
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The body did not arrive within the request-body timeout.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
+    /// The request target is longer than the server reads (see `http::limits`).
+    #[error("request target too long")]
+    UriTooLong,
+    /// Too many header fields, or a header section larger than the server reads.
+    #[error("request header fields too large")]
+    HeadersTooLarge,
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
     /// Missing or unknown service key.
@@ -70,6 +79,9 @@ impl ApiError {
         match self {
             Self::BadRequest(_) | Self::InvalidField(_) | Self::InvalidId => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized
             | Self::InvalidToken
@@ -91,6 +103,9 @@ impl ApiError {
             Self::InvalidField(_) => "invalid_field",
             Self::InvalidId => "invalid_id",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unauthorized => "unauthorized",
             Self::InvalidToken => "invalid_token",
@@ -104,6 +119,16 @@ impl ApiError {
             Self::Unavailable => "store_unavailable",
             Self::Draining => "draining",
             Self::Internal => "internal_error",
+        }
+    }
+
+    /// The same short text for every instance of a code; what varies goes to `detail`.
+    fn title(&self) -> String {
+        match self {
+            Self::BadRequest(_) => "malformed request".into(),
+            Self::InvalidField(_) => "a field breaks a rule".into(),
+            Self::InsufficientScope(_) => "insufficient scope".into(),
+            _ => self.to_string(),
         }
     }
 
@@ -121,7 +146,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let problem = Problem {
             kind: format!("urn:session-service:problem:{}", self.code()),
-            title: self.to_string(),
+            title: self.title(),
             status: status.as_u16(),
             code: self.code(),
             detail: self.detail(),
@@ -164,13 +189,21 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        match r {
-            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType,
-            JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
-            _ => Self::BadRequest(r.body_text()),
+/// A body that could not be read: too large, too slow (tower-http's request-body timeout), or
+/// broken off by the client.
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::PayloadTooLarge;
         }
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&r);
+        while let Some(e) = cause {
+            if e.is::<tower_http::timeout::TimeoutError>() {
+                return Self::RequestTimeout;
+            }
+            cause = e.source();
+        }
+        Self::BadRequest("the request body could not be read".into())
     }
 }
 
@@ -182,6 +215,21 @@ impl From<PathRejection> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
-        Self::BadRequest(r.body_text())
+        let text = r.body_text();
+        let reason = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
+        Self::BadRequest(format!("query string: {}", plain_words(reason)))
     }
+}
+
+/// Rewrites serde's names of Rust primitive types (`expected u32`) into words a caller of a JSON
+/// API reads; the names of our own types never reach a message (every request type sets
+/// `#[serde(expecting)]`).
+pub fn plain_words(message: &str) -> String {
+    const INTEGERS: [&str; 12] =
+        ["i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize"];
+    let mut out = message.to_owned();
+    for int in INTEGERS {
+        out = out.replace(&format!("expected {int}"), "expected an integer");
+    }
+    out.replace("expected f64", "expected a number").replace("expected f32", "expected a number")
 }

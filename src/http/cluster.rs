@@ -63,8 +63,7 @@ pub struct ClusterStats {
 /// Active sessions (stored state; the expiry sweep turns lapsed ones `expired`), online sessions
 /// and connections per live node.
 #[utoipa::path(get, path = "/cluster/stats", tag = "service", security(("service_key" = ["sessions:read"])),
-    responses((status = 200, body = ClusterStats), (status = 401, body = crate::error::Problem),
-        (status = 403, body = crate::error::Problem)))]
+    responses((status = 200, description = "Counts and live nodes", body = ClusterStats)))]
 pub async fn stats(State(state): State<AppState>, caller: ServiceCaller) -> Result<Json<ClusterStats>, ApiError> {
     caller.require(Scope::Read)?;
     let sessions = SessionCounts::from(state.census.latest());
@@ -90,7 +89,8 @@ pub async fn stats(State(state): State<AppState>, caller: ServiceCaller) -> Resu
 }
 
 /// Prometheus metrics of this node (text exposition format).
-#[utoipa::path(get, path = "/metrics", tag = "public", responses((status = 200, body = String)))]
+#[utoipa::path(get, path = "/metrics", tag = "public", responses((status = 200, description = "OpenMetrics text",
+    body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let c = state.census.latest();
     state.metrics.set_connections(state.registry.len() as i64);

@@ -1,9 +1,15 @@
-//! Request and response bodies of the REST API. Requests reject unknown fields.
+//! Request and response bodies of the REST API. Requests reject unknown fields and take nested
+//! structs only as JSON objects; their schemas carry the same rules as `session::validate` (the
+//! contract test holds the two together).
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::openapi::schema::{OneOfBuilder, Type};
+use utoipa::openapi::{ObjectBuilder, Ref, RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
+
+use super::extract::object;
 
 use crate::session::{AuditRecord, Device, Issued, SessionRecord, SessionStatus};
 
@@ -23,7 +29,7 @@ pub struct SessionView {
     pub last_ip: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(schema_with = metadata_schema)]
     pub metadata: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub last_used_at: DateTime<Utc>,
@@ -35,7 +41,7 @@ pub struct SessionView {
     pub revoke_reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_seen_at: Option<DateTime<Utc>>,
-    /// Whether a live WebSocket connection of this session is held by this node.
+    /// Whether the session has a live WebSocket connection on any live node of the cluster.
     pub online: bool,
     /// Only in `GET /session/me`: whether this is the caller's own session.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,23 +75,110 @@ impl SessionView {
 
 /// `POST /sessions`.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a JSON object with user_id and device")]
 pub struct CreateSessionRequest {
+    /// 1-128 printable ASCII characters, no spaces.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
     pub user_id: String,
-    pub device: Device,
-    /// The player's IP as seen by the auth-service.
+    #[serde(deserialize_with = "object")]
+    pub device: NewDevice,
+    /// The player's IP as seen by the auth-service (IPv4 or IPv6, no zone).
     #[serde(default)]
+    #[schema(schema_with = ip_schema)]
     pub ip: Option<String>,
+    /// At most 512 characters, no control characters.
     #[serde(default)]
+    #[schema(max_length = 512, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub user_agent: Option<String>,
-    /// JSON object, at most 4 KiB serialized.
-    #[serde(default = "empty_object")]
-    #[schema(value_type = Object)]
+    /// JSON object, at most 4 KiB serialized; no NUL character in any key or string.
+    #[serde(default = "empty_object", deserialize_with = "metadata")]
+    #[schema(schema_with = metadata_schema)]
     pub metadata: serde_json::Value,
+}
+
+/// The device of `POST /sessions`: [`Device`] with the rules of its fields.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "a JSON object with id and platform")]
+pub struct NewDevice {
+    /// Stable id the client generated for this install: 1-128 printable ASCII characters.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
+    pub id: String,
+    /// Platform name, e.g. `ios`, `android`, `windows`, `ps5`.
+    #[schema(min_length = 1, max_length = 32, pattern = "^[a-z0-9_-]+$")]
+    pub platform: String,
+    /// At most 128 characters, no control characters (so for `model`, `app_version`, `fingerprint`).
+    #[serde(default)]
+    #[schema(max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    pub name: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    pub model: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    pub app_version: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
+    pub fingerprint: Option<String>,
+}
+
+impl From<NewDevice> for Device {
+    fn from(d: NewDevice) -> Self {
+        Self {
+            id: d.id,
+            platform: d.platform,
+            name: d.name,
+            model: d.model,
+            app_version: d.app_version,
+            fingerprint: d.fingerprint,
+        }
+    }
 }
 
 fn empty_object() -> serde_json::Value {
     serde_json::json!({})
+}
+
+/// Metadata as any JSON value (the rules are `validate::metadata`'s), with negative zero written
+/// as zero: Postgres' `jsonb` keeps no sign on zero, so SQLite must not either.
+fn metadata<'de, D: Deserializer<'de>>(d: D) -> Result<serde_json::Value, D::Error> {
+    let mut value = serde_json::Value::deserialize(d)?;
+    unsign_zeros(&mut value);
+    Ok(value)
+}
+
+fn optional_metadata<'de, D: Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    let mut value = Option::<serde_json::Value>::deserialize(d)?;
+    value.iter_mut().for_each(unsign_zeros);
+    Ok(value)
+}
+
+fn unsign_zeros(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.as_f64() == Some(0.0) && n.is_f64() => *value = serde_json::json!(0.0),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(unsign_zeros),
+        serde_json::Value::Object(map) => map.values_mut().for_each(unsign_zeros),
+        _ => {}
+    }
+}
+
+/// The `Metadata` component (defined in `openapi.rs`).
+fn metadata_schema() -> Ref {
+    Ref::from_schema_name("Metadata")
+}
+
+fn optional_metadata_schema() -> Schema {
+    let null = ObjectBuilder::new().schema_type(Type::Null);
+    Schema::OneOf(OneOfBuilder::new().item(metadata_schema()).item(null).build())
+}
+
+/// An IPv4 or IPv6 address, or null.
+fn ip_schema() -> Schema {
+    let string =
+        |format| RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::String).format(Some(format)).build()));
+    let v4 = string(utoipa::openapi::SchemaFormat::Custom("ipv4".into()));
+    let v6 = string(utoipa::openapi::SchemaFormat::Custom("ipv6".into()));
+    let null = ObjectBuilder::new().schema_type(Type::Null);
+    Schema::OneOf(OneOfBuilder::new().item(v4).item(v6).item(null).build())
 }
 
 /// `201` of `POST /sessions`.
@@ -125,33 +218,40 @@ impl From<&Issued> for Tokens {
 
 /// `PUT /sessions/{id}`: only these fields can change.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a JSON object with device_name and/or metadata")]
 pub struct UpdateSessionRequest {
+    /// At most 128 characters, no control characters.
+    #[serde(default)]
+    #[schema(max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub device_name: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    /// Replaces the whole metadata object (same rules as at creation).
+    #[serde(default, deserialize_with = "optional_metadata")]
+    #[schema(schema_with = optional_metadata_schema)]
     pub metadata: Option<serde_json::Value>,
 }
 
 /// `POST /sessions/{id}/extend` (body optional).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct ExtendRequest {
     /// New idle lifetime from now, in seconds [default: the platform's idle timeout]. Never
     /// extends past the absolute expiry; a value ending before the current expiry changes nothing.
+    #[schema(minimum = 1, maximum = 31_622_400)]
     pub seconds: Option<i64>,
 }
 
 /// `POST /sessions/{id}/revoke` (body optional).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct RevokeRequest {
     /// Reason code, 1-64 characters of `[a-z0-9_]` [default: `revoked_by_service`].
+    #[schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9_]+$")]
     pub reason: Option<String>,
 }
 
 /// `POST /session/refresh` and `POST /session/validate`.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a JSON object with refresh_token")]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
@@ -182,6 +282,7 @@ pub struct LogoutAll {
 #[serde(deny_unknown_fields)]
 pub struct LogoutAllParams {
     /// `current` keeps the caller's own session.
+    #[param(pattern = "^current$")]
     pub except: Option<String>,
 }
 
@@ -199,8 +300,10 @@ pub struct ListParams {
     /// `active` (default) or `all`.
     pub status: Option<ListStatus>,
     /// Page size, 1-100 [default: 50].
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (opaque; any other value answers `invalid_field`).
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 
@@ -217,6 +320,7 @@ pub struct SessionPage {
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
     /// Page size, 1-500 [default: 100].
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// `next_before` of the previous page.
     pub before: Option<Uuid>,

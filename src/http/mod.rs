@@ -4,6 +4,7 @@ pub mod auth;
 pub mod cluster;
 pub mod dto;
 pub mod extract;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod public;
@@ -63,6 +64,7 @@ fn layered(routes: Router<AppState>, state: AppState, options: &Options) -> Rout
             let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
             tracing::info_span!("http", method = %req.method(), route)
         }))
+        .layer(axum::middleware::from_fn(limits::enforce))
         .with_state(state)
 }
 

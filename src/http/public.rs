@@ -23,7 +23,8 @@ pub fn probes() -> Router<AppState> {
 }
 
 /// Public keys verifying access tokens: the current one and previous ones still accepted.
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "public", responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "public",
+    responses((status = 200, description = "A JSON Web Key Set (RFC 7517)", body = Object)))]
 pub async fn jwks(State(state): State<AppState>) -> Response {
     let mut response = axum::Json(state.access.jwks().clone()).into_response();
     // Verifiers may cache briefly; a rotation publishes the new key before signing with it.
@@ -32,21 +33,22 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "public", responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/healthz", tag = "public", responses((status = 200, description = "Up", body = Object)))]
 pub async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(json!({ "status": "ok" }))
 }
 
 /// The node can serve: its store answers.
 #[utoipa::path(get, path = "/readyz", tag = "public",
-    responses((status = 200, body = Object), (status = 503, body = crate::error::Problem)))]
+    responses((status = 200, description = "Ready", body = Object)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
     state.store.ping().await?;
     Ok((StatusCode::OK, axum::Json(json!({ "status": "ready", "store": state.store.backend() }))))
 }
 
 /// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "public", responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/openapi.json", tag = "public",
+    responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
 pub async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(super::openapi::ApiDoc::openapi())
 }

@@ -19,6 +19,9 @@ use crate::session::{reasons, NewSession};
 use crate::state::AppState;
 use crate::store::{SessionUpdate, StatusFilter};
 
+/// The 404 of the operations on one session.
+const NOT_FOUND: &str = "`session_not_found`: no such session";
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/sessions", post(create))
@@ -33,8 +36,7 @@ pub fn router() -> Router<AppState> {
 /// Open a session after a login and issue its first token pair.
 #[utoipa::path(post, path = "/sessions", tag = "service", security(("service_key" = ["sessions:write"])),
     request_body = CreateSessionRequest,
-    responses((status = 201, body = CreatedSession), (status = 400, body = crate::error::Problem),
-        (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem)))]
+    responses((status = 201, description = "The session and its first token pair", body = CreatedSession)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: ServiceCaller,
@@ -44,7 +46,7 @@ pub async fn create(
     caller.require(Scope::Write)?;
     let new = NewSession {
         user_id: body.user_id,
-        device: body.device,
+        device: body.device.into(),
         ip: body.ip,
         user_agent: body.user_agent,
         metadata: body.metadata,
@@ -63,8 +65,8 @@ pub async fn create(
 
 /// One session, in any state.
 #[utoipa::path(get, path = "/sessions/{id}", tag = "service", security(("service_key" = ["sessions:read"])),
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = SessionView), (status = 404, body = crate::error::Problem)))]
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 200, description = "The session", body = SessionView), (status = 404, description = NOT_FOUND)))]
 pub async fn read(
     State(state): State<AppState>,
     caller: ServiceCaller,
@@ -77,8 +79,8 @@ pub async fn read(
 
 /// Change the device name and/or metadata; nothing else is mutable.
 #[utoipa::path(put, path = "/sessions/{id}", tag = "service", security(("service_key" = ["sessions:write"])),
-    params(("id" = Uuid, Path)), request_body = UpdateSessionRequest,
-    responses((status = 200, body = SessionView), (status = 404, body = crate::error::Problem)))]
+    params(("id" = Uuid, Path, description = "Session id")), request_body = UpdateSessionRequest,
+    responses((status = 200, description = "The updated session", body = SessionView), (status = 404, description = NOT_FOUND)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: ServiceCaller,
@@ -94,8 +96,8 @@ pub async fn update(
 
 /// Revoke (if active) and remove a session; its audit trail stays.
 #[utoipa::path(delete, path = "/sessions/{id}", tag = "service", security(("service_key" = ["sessions:write"])),
-    params(("id" = Uuid, Path)),
-    responses((status = 204), (status = 404, body = crate::error::Problem)))]
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = NOT_FOUND)))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: ServiceCaller,
@@ -109,9 +111,11 @@ pub async fn delete(
 
 /// Push the idle expiry forward, never past the absolute expiry.
 #[utoipa::path(post, path = "/sessions/{id}/extend", tag = "service", security(("service_key" = ["sessions:write"])),
-    params(("id" = Uuid, Path)), request_body(content = Option<ExtendRequest>),
-    responses((status = 200, body = SessionView), (status = 401, body = crate::error::Problem),
-        (status = 404, body = crate::error::Problem)))]
+    params(("id" = Uuid, Path, description = "Session id")), request_body(content = Option<ExtendRequest>),
+    responses((status = 200, description = "The extended session", body = SessionView),
+        (status = 401, description = "`unauthorized`: no valid service key; `session_revoked`, `session_expired`: \
+            the session is no longer active"),
+        (status = 404, description = NOT_FOUND)))]
 pub async fn extend(
     State(state): State<AppState>,
     caller: ServiceCaller,
@@ -131,8 +135,8 @@ pub async fn extend(
 
 /// Revoke a session. Revoking an already revoked session answers the same.
 #[utoipa::path(post, path = "/sessions/{id}/revoke", tag = "service", security(("service_key" = ["sessions:write"])),
-    params(("id" = Uuid, Path)), request_body(content = Option<RevokeRequest>),
-    responses((status = 200, body = SessionView), (status = 404, body = crate::error::Problem)))]
+    params(("id" = Uuid, Path, description = "Session id")), request_body(content = Option<RevokeRequest>),
+    responses((status = 200, description = "The session, revoked", body = SessionView), (status = 404, description = NOT_FOUND)))]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: ServiceCaller,
@@ -154,8 +158,9 @@ pub async fn revoke(
 
 /// A user's sessions, newest first, paginated.
 #[utoipa::path(get, path = "/sessions/user/{user_id}", tag = "service", security(("service_key" = ["sessions:read"])),
-    params(("user_id" = String, Path), ListParams),
-    responses((status = 200, body = SessionPage), (status = 400, body = crate::error::Problem)))]
+    params(("user_id" = String, Path, description = "1-128 printable ASCII characters", min_length = 1,
+        max_length = 128, pattern = "^[!-~]+$"), ListParams),
+    responses((status = 200, description = "A page of sessions", body = SessionPage)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: ServiceCaller,
@@ -179,7 +184,8 @@ pub async fn list(
 
 /// The audit trail of one session (kept after the session is deleted), newest first.
 #[utoipa::path(get, path = "/sessions/{id}/audit", tag = "service", security(("service_key" = ["sessions:read"])),
-    params(("id" = Uuid, Path), AuditParams), responses((status = 200, body = AuditPage)))]
+    params(("id" = Uuid, Path, description = "Session id"), AuditParams),
+    responses((status = 200, description = "A page of audit records", body = AuditPage)))]
 pub async fn audit(
     State(state): State<AppState>,
     caller: ServiceCaller,
@@ -195,7 +201,8 @@ pub async fn audit(
 /// The audit trail of one user, newest first.
 #[utoipa::path(get, path = "/sessions/user/{user_id}/audit", tag = "service",
     security(("service_key" = ["sessions:read"])),
-    params(("user_id" = String, Path), AuditParams), responses((status = 200, body = AuditPage)))]
+    params(("user_id" = String, Path, description = "1-128 printable ASCII characters", min_length = 1,
+        max_length = 128, pattern = "^[!-~]+$"), AuditParams), responses((status = 200, description = "A page of audit records", body = AuditPage)))]
 pub async fn user_audit(
     State(state): State<AppState>,
     caller: ServiceCaller,
@@ -230,8 +237,15 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
     let text = std::str::from_utf8(&raw).map_err(|_| bad())?;
     let (micros, id) = text.split_once('.').ok_or_else(bad)?;
-    let at = micros.parse().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(bad)?;
+    // Only times both stores can compare against: Postgres refuses dates before 4713 BC that
+    // chrono and SQLite would take (a forged cursor must not answer 500 on one store only).
+    let at = micros.parse().ok().and_then(DateTime::from_timestamp_micros).filter(in_store_range).ok_or_else(bad)?;
     Ok((at, Uuid::try_parse(id).map_err(|_| bad())?))
+}
+
+/// Years 1 to 9999: the range every store keeps the same way.
+fn in_store_range(at: &DateTime<Utc>) -> bool {
+    (1..=9999).contains(&chrono::Datelike::year(at))
 }
 
 #[cfg(test)]
@@ -245,5 +259,7 @@ mod tests {
         assert_eq!(decode_cursor(&encode_cursor(at, id)).unwrap(), (at, id));
         assert!(decode_cursor("!!").is_err());
         assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("x.y")).is_err());
+        let ancient = DateTime::from_timestamp(-100_000 * 31_556_952, 0).unwrap();
+        assert!(decode_cursor(&encode_cursor(ancient, id)).is_err(), "a time no store can compare");
     }
 }

@@ -19,6 +19,10 @@ use crate::store::StatusFilter;
 /// Most sessions `GET /session/me` lists (the per-user cap keeps real users far below).
 const ME_LIMIT: u32 = 100;
 
+/// The 401 of the refresh-token calls.
+const REFUSED: &str = "`invalid_token`: not a refresh token of a session; `session_revoked`, `session_expired`: \
+    the session is no longer active (a reused refresh token revokes it)";
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/session/refresh", post(refresh))
@@ -30,7 +34,7 @@ pub fn router() -> Router<AppState> {
 
 /// Rotate a refresh token: a new access token and the successor refresh token.
 #[utoipa::path(post, path = "/session/refresh", tag = "user", request_body = RefreshRequest,
-    responses((status = 200, body = Tokens), (status = 401, body = crate::error::Problem)))]
+    responses((status = 200, description = "The new token pair", body = Tokens), (status = 401, description = REFUSED)))]
 pub async fn refresh(
     State(state): State<AppState>,
     client: Client,
@@ -42,7 +46,7 @@ pub async fn refresh(
 
 /// Check a refresh token without rotating it.
 #[utoipa::path(post, path = "/session/validate", tag = "user", request_body = RefreshRequest,
-    responses((status = 200, body = Validation), (status = 401, body = crate::error::Problem)))]
+    responses((status = 200, description = "The token is current", body = Validation), (status = 401, description = REFUSED)))]
 pub async fn validate(
     State(state): State<AppState>,
     client: Client,
@@ -54,7 +58,7 @@ pub async fn validate(
 
 /// The caller's active sessions, the current one marked.
 #[utoipa::path(get, path = "/session/me", tag = "user", security(("access_token" = [])),
-    responses((status = 200, body = MySessions), (status = 401, body = crate::error::Problem)))]
+    responses((status = 200, description = "The caller's sessions", body = MySessions)))]
 pub async fn me(State(state): State<AppState>, player: Player) -> Result<Json<MySessions>, ApiError> {
     let sessions = state.sessions.list_for_user(&player.claims.sub, StatusFilter::Active, ME_LIMIT, None).await?;
     let sessions = state
@@ -68,8 +72,9 @@ pub async fn me(State(state): State<AppState>, player: Player) -> Result<Json<My
 
 /// Log out one of the caller's own sessions (another user's id answers 404).
 #[utoipa::path(delete, path = "/session/{id}", tag = "user", security(("access_token" = [])),
-    params(("id" = Uuid, Path)),
-    responses((status = 204), (status = 401, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 204, description = "Logged out"),
+        (status = 404, description = "`session_not_found`: no such session of the caller's")))]
 pub async fn logout(
     State(state): State<AppState>,
     player: Player,
@@ -82,7 +87,7 @@ pub async fn logout(
 
 /// Log out all of the caller's sessions; `?except=current` keeps the calling one.
 #[utoipa::path(delete, path = "/session/all", tag = "user", security(("access_token" = [])), params(LogoutAllParams),
-    responses((status = 200, body = LogoutAll), (status = 401, body = crate::error::Problem)))]
+    responses((status = 200, description = "How many sessions were logged out", body = LogoutAll)))]
 pub async fn logout_all(
     State(state): State<AppState>,
     player: Player,

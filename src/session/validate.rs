@@ -35,9 +35,10 @@ pub fn platform(s: &str) -> Result<(), Invalid> {
     ok.then_some(()).ok_or(invalid("device.platform", "must be 1-32 characters of a-z, 0-9, _ or -"))
 }
 
-/// Free text (device name, model, user agent...): at most `max` bytes, no control characters.
+/// Free text (device name, model, user agent...): at most `max` characters, no control
+/// characters (NUL among them: Postgres `TEXT` cannot hold it, SQLite would).
 pub fn text(field: &'static str, s: &str, max: usize) -> Result<(), Invalid> {
-    if s.len() > max {
+    if s.chars().count() > max {
         return Err(invalid(field, "is too long"));
     }
     if s.chars().any(char::is_control) {
@@ -51,7 +52,8 @@ pub fn ip(s: &str) -> Result<(), Invalid> {
     s.parse::<std::net::IpAddr>().map(|_| ()).map_err(|_| invalid("ip", "is not an IP address"))
 }
 
-/// Metadata must be a JSON object of bounded size.
+/// Metadata must be a JSON object of bounded size, with no NUL in any key or string: Postgres'
+/// `jsonb` cannot hold `\u0000` (SQLite would keep it), so both stores refuse it alike.
 pub fn metadata(v: &Value) -> Result<(), Invalid> {
     if !v.is_object() {
         return Err(invalid("metadata", "must be a JSON object"));
@@ -59,7 +61,19 @@ pub fn metadata(v: &Value) -> Result<(), Invalid> {
     if v.to_string().len() > MAX_METADATA_BYTES {
         return Err(invalid("metadata", "is larger than 4096 bytes"));
     }
+    if has_nul(v) {
+        return Err(invalid("metadata", "must not contain NUL (\\u0000) in any key or string"));
+    }
     Ok(())
+}
+
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 fn printable(field: &'static str, s: &str, max: usize) -> Result<(), Invalid> {
@@ -96,9 +110,23 @@ mod tests {
     }
 
     #[test]
+    fn metadata_refuses_nul_in_keys_and_strings_at_any_depth() {
+        assert!(metadata(&serde_json::json!({"a": "x\u{0}y"})).is_err());
+        assert!(metadata(&serde_json::json!({"a\u{0}": 1})).is_err());
+        assert!(metadata(&serde_json::json!({"a": [{"b": ["\u{0}"]}]})).is_err());
+        assert!(metadata(&serde_json::json!({"a": [{"b": ["\u{1}", null, 0]}]})).is_ok());
+    }
+
+    #[test]
     fn text_rejects_control_characters_and_overlong_values() {
         assert!(text("name", "Steam Deck", 10).is_ok());
         assert!(text("name", "a\u{0}b", 10).is_err());
         assert!(text("name", "abcdefghijk", 10).is_err());
+    }
+
+    #[test]
+    fn text_counts_characters_not_bytes() {
+        assert!(text("name", &"é".repeat(10), 10).is_ok());
+        assert!(text("name", &"é".repeat(11), 10).is_err());
     }
 }

@@ -75,6 +75,78 @@ async fn unknown_fields_and_wrong_types_answer_bad_request(backend: Backend) {
     assert_eq!(expect_json(listed, StatusCode::OK).await["sessions"], json!([]), "nothing was created");
 }
 
+async fn positional_arrays_are_refused_at_every_level(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let device = json!({ "id": "device-1", "platform": "ios" });
+    for body in [
+        json!(["user-1", device]),
+        json!({ "user_id": "user-1", "device": ["device-1", "ios"] }),
+        json!(["user-1", ["device-1", "ios"]]),
+    ] {
+        let resp = app.writer(Method::POST, "/sessions").json(&body).send().await.unwrap();
+        let problem = expect_problem(resp, StatusCode::BAD_REQUEST, "bad_request").await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains("invalid type: sequence, expected a JSON object"), "{body}: {problem}");
+    }
+    let created = app.create_session("user-1").await;
+    for (method, path, body) in [
+        (Method::PUT, format!("/sessions/{}", created.id), json!(["renamed", { "a": 1 }])),
+        (Method::POST, format!("/sessions/{}/extend", created.id), json!([60])),
+        (Method::POST, format!("/sessions/{}/revoke", created.id), json!(["by_test"])),
+        (Method::POST, "/session/validate".into(), json!([created.refresh])),
+        (Method::POST, "/session/refresh".into(), json!([created.refresh])),
+    ] {
+        let resp = app.writer(method, &path).json(&body).send().await.unwrap();
+        expect_problem(resp, StatusCode::BAD_REQUEST, "bad_request").await;
+    }
+    let session = app.get_session(created.id).await;
+    assert_eq!(
+        (session["status"].as_str(), session["device"]["name"].as_str()),
+        (Some("active"), Some("Ana's iPhone"))
+    );
+    let listed = app.reader(Method::GET, "/sessions/user/user-1").send().await.unwrap();
+    assert_eq!(
+        expect_json(listed, StatusCode::OK).await["sessions"].as_array().unwrap().len(),
+        1,
+        "only the valid one"
+    );
+    app.refresh_ok(&created.refresh).await;
+}
+
+async fn problems_about_bodies_name_the_field_and_no_rust_type(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_session("user-1").await;
+    let mut wrong_type = session_body("user-1");
+    wrong_type["device"]["platform"] = json!(7);
+    let cases = [
+        ("/sessions".to_owned(), json!([]), None),
+        ("/sessions".to_owned(), json!(["user-1"]), None),
+        ("/sessions".to_owned(), wrong_type, Some("device.platform: ")),
+        ("/sessions".to_owned(), json!({ "user_id": "u", "device": 1 }), Some("device: ")),
+        (format!("/sessions/{}/extend", created.id), json!({ "seconds": "60" }), Some("seconds: ")),
+        (format!("/sessions/{}/extend", created.id), json!({ "seconds": 1.5 }), Some("seconds: ")),
+        (format!("/sessions/{}", created.id), json!([null, null]), None),
+        ("/session/refresh".to_owned(), json!({ "refresh_token": [] }), Some("refresh_token: ")),
+    ];
+    for (path, body, field) in cases {
+        let method =
+            if path.matches('/').count() == 2 && path.starts_with("/sessions/") { Method::PUT } else { Method::POST };
+        let resp = app.writer(method, &path).json(&body).send().await.unwrap();
+        let problem = expect_problem(resp, StatusCode::BAD_REQUEST, "bad_request").await;
+        assert_eq!(problem["title"], "malformed request", "{path} {body}: the title is the same for every such body");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(field.is_none_or(|f| detail.starts_with(f)), "{path} {body}: {detail}");
+        let text = problem.to_string();
+        for rust in ["struct ", "Request", "i64", "u32", "f64", "Failed to deserialize", "with 2 elements"] {
+            assert!(!text.contains(rust), "{path} {body}: {rust} in {text}");
+        }
+    }
+    let resp = app.reader(Method::GET, "/sessions/user/user-1?limit=x").send().await.unwrap();
+    let problem = expect_problem(resp, StatusCode::BAD_REQUEST, "bad_request").await;
+    assert_eq!(problem["title"], "malformed request", "{problem}");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.starts_with("query string: ")), "{problem}");
+}
+
 async fn a_body_over_the_limit_answers_413(backend: Backend) {
     let app = spawn_app(backend).await;
     let mut body = session_body("user-1");
@@ -111,6 +183,8 @@ both!(
     malformed_json_answers_bad_request,
     a_body_without_a_json_content_type_answers_415,
     unknown_fields_and_wrong_types_answer_bad_request,
+    positional_arrays_are_refused_at_every_level,
+    problems_about_bodies_name_the_field_and_no_rust_type,
     a_body_over_the_limit_answers_413,
     the_configured_body_limit_is_enforced,
 );

@@ -92,8 +92,40 @@ async fn problems_about_tokens_never_say_why(backend: Backend) {
     }
 }
 
+async fn an_overlong_request_target_answers_414_problem_json(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let long = "x".repeat(8 * 1024);
+    for path in [format!("/sessions/user/{long}"), format!("/healthz?pad={long}"), format!("/nope/{long}")] {
+        let resp = app.reader(Method::GET, &path).send().await.unwrap();
+        assert_eq!(problem(resp).await, (StatusCode::URI_TOO_LONG, "uri_too_long".into()), "{}", &path[..20]);
+    }
+    let resp = app.reader(Method::GET, &format!("/healthz?pad={}", &long[..8000])).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "under the limit");
+}
+
+async fn too_many_or_too_large_headers_answer_431_problem_json(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut many = app.writer(Method::POST, "/sessions").json(&session_body("user-1"));
+    for i in 0..70 {
+        many = many.header(format!("x-pad-{i}"), "1");
+    }
+    let resp = many.send().await.unwrap();
+    assert_eq!(problem(resp).await, (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large".into()));
+    let resp = app.anon(Method::GET, "/nope").header("x-big", "v".repeat(17 * 1024)).send().await.unwrap();
+    assert_eq!(problem(resp).await, (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large".into()));
+    let listed = app.reader(Method::GET, "/sessions/user/user-1").send().await.unwrap();
+    assert_eq!(expect_json(listed, StatusCode::OK).await["sessions"], json!([]), "nothing was created");
+    let mut some = app.anon(Method::GET, "/healthz");
+    for i in 0..50 {
+        some = some.header(format!("x-pad-{i}"), "v".repeat(200));
+    }
+    assert_eq!(some.send().await.unwrap().status(), StatusCode::OK, "under both limits");
+}
+
 both!(
     a_malformed_id_in_the_path_answers_invalid_id,
+    an_overlong_request_target_answers_414_problem_json,
+    too_many_or_too_large_headers_answer_431_problem_json,
     invalid_field_values_answer_invalid_field,
     unknown_routes_answer_404_not_found_and_wrong_methods_405,
     problems_about_tokens_never_say_why,

@@ -36,6 +36,7 @@ mod refresh;
 mod revoke;
 mod sessions;
 mod slow_clients;
+mod store_values;
 mod user;
 mod validate;
 mod ws;
