@@ -210,7 +210,11 @@ impl Broken {
                 Some(Value::Object(out))
             }
             Self::WrongType => {
-                let name = gen.pick(&props.keys().cloned().collect::<Vec<_>>());
+                let names: Vec<String> = props.keys().cloned().collect();
+                if names.is_empty() {
+                    return None;
+                }
+                let name = gen.pick(&names);
                 let wrong = if gen.resolve(&props[&name])["type"].to_string().contains("string") {
                     json!(42)
                 } else {
@@ -233,7 +237,8 @@ impl Broken {
                 Some(Value::Object(out))
             }
             Self::Nul => {
-                let name = props.keys().find(|k| *k != "metadata" || gen.chance(50))?.clone();
+                let names: Vec<String> = props.keys().cloned().collect();
+                let name = (!names.is_empty()).then(|| gen.pick(&names))?;
                 let nul = if name == "metadata" { json!({ "k": "a\u{0}b" }) } else { json!("a\u{0}b") };
                 if name == "device" {
                     let mut device = out.get("device").cloned().unwrap_or_else(|| json!({}));
