@@ -31,7 +31,7 @@ where
         if !is_json(req.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state).await?;
+        let bytes = read_body(req, state).await?;
         decode(&bytes).map(Self)
     }
 }
@@ -40,6 +40,25 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
     }
+}
+
+/// How long a whole request body may take to arrive, put on every request by the router. Pauses
+/// inside a body are bounded by tower-http's request-body timeout; this bounds the total, so a
+/// body trickling in a byte at a time (never pausing long) ends too.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub std::time::Duration);
+
+/// Reads the whole body, within the request's [`BodyDeadline`] when it has one.
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    let deadline = req.extensions().get::<BodyDeadline>().copied();
+    let reading = Bytes::from_request(req, state);
+    let read = match deadline {
+        Some(BodyDeadline(within)) => {
+            tokio::time::timeout(within, reading).await.map_err(|_| ApiError::RequestTimeout)?
+        }
+        None => reading.await,
+    };
+    Ok(read?)
 }
 
 /// `application/json` or an `application/*+json` type, parameters ignored (as axum's own `Json`).
@@ -124,7 +143,7 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let has_body = req.headers().contains_key(CONTENT_TYPE);
         if !has_body {
-            let bytes = Bytes::from_request(req, state).await?;
+            let bytes = read_body(req, state).await?;
             return if bytes.is_empty() { Ok(Self(T::default())) } else { Err(ApiError::UnsupportedMediaType) };
         }
         let Json(value) = Json::<T>::from_request(req, state).await?;

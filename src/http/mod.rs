@@ -60,6 +60,7 @@ fn layered(routes: Router<AppState>, state: AppState, options: &Options) -> Rout
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(RequestBodyTimeoutLayer::new(options.body_timeout))
+        .layer(axum::Extension(extract::BodyDeadline(options.body_timeout)))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
             tracing::info_span!("http", method = %req.method(), route)

@@ -76,6 +76,57 @@ async fn headers_sent_a_byte_at_a_time_are_cut_off_at_the_header_timeout(backend
     trickle.abort();
 }
 
+async fn a_body_that_stops_arriving_is_answered_408_at_the_body_timeout(backend: Backend) {
+    let app = node(backend).await;
+    let mut socket = TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"user_id\":",
+        app.writer_key
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let (received, waited) = until_closed(&mut socket).await;
+    assert_not_before_the_timeout(waited);
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("application/problem+json") && text.contains("request_timeout"), "{text}");
+}
+
+async fn a_body_sent_a_byte_at_a_time_is_answered_408_at_the_body_deadline(backend: Backend) {
+    let app = node(backend).await;
+    let socket = TcpStream::connect(app.addr).await.unwrap();
+    let (mut reader, mut writer) = socket.into_split();
+    let body = format!(
+        "{{\"user_id\":\"player-1\",\"device\":{{\"id\":\"d\",\"platform\":\"ios\"}},\"x\":\"{}\"}}",
+        "a".repeat(300)
+    );
+    let head = format!(
+        "POST /sessions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        app.writer_key,
+        body.len()
+    );
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    // Each pause (25 ms) is far below the body timeout; the whole body would take 9 s.
+    let trickle = tokio::spawn(async move {
+        for byte in body.bytes() {
+            if writer.write_all(&[byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    });
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(NEVER, reader.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the server kept the slow body open for {NEVER:?}");
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(9), "the whole body went through ({waited:?})");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 408") && text.contains("request_timeout"), "{text}");
+    trickle.abort();
+}
+
 async fn a_keep_alive_connection_idle_after_its_response_is_closed_at_the_header_timeout(backend: Backend) {
     let app = node(backend).await;
     let mut socket = TcpStream::connect(app.addr).await.unwrap();
@@ -91,5 +142,7 @@ async fn a_keep_alive_connection_idle_after_its_response_is_closed_at_the_header
 both!(
     a_socket_that_sends_nothing_is_closed_at_the_header_timeout,
     headers_sent_a_byte_at_a_time_are_cut_off_at_the_header_timeout,
+    a_body_that_stops_arriving_is_answered_408_at_the_body_timeout,
+    a_body_sent_a_byte_at_a_time_is_answered_408_at_the_body_deadline,
     a_keep_alive_connection_idle_after_its_response_is_closed_at_the_header_timeout,
 );
