@@ -1,6 +1,7 @@
 //! Private Redis servers for multi-node tests: a single [`RedisServer`] that a test can stop and
-//! restart on the same port (to play an outage), and a [`RedisCluster`] of cluster-enabled
-//! masters. Each process runs from `redis-server` on `PATH`, listens on a free loopback port, keeps
+//! restart on the same port or freeze and thaw (to play an outage), a [`Proxy`] in front of one
+//! (to cut some nodes off while others still reach it), and a [`RedisCluster`] of
+//! cluster-enabled masters. Each process runs from `redis-server` on `PATH`, listens on a free loopback port, keeps
 //! nothing on disk (`--save ""`, no AOF) and logs to a file in a fresh temporary directory; both are
 //! gone when the value is dropped. The shared Redis on 6379 is never used. Include from a test
 //! binary with `#[path = "../common/redis.rs"] mod redis;`.
@@ -13,6 +14,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
+
+#[path = "proxy.rs"]
+mod proxy;
+#[allow(unused_imports)] // as above: not every binary cuts a node off
+pub use proxy::{Mode, Proxy};
 
 /// How long a server may take to answer after it was spawned.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,12 +76,38 @@ impl RedisServer {
         self.port
     }
 
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
     /// Kills the process (SIGKILL, like a crash) and waits for it to exit, so the port refuses
     /// connections afterwards. Everything it held is lost: nothing is persisted.
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().await.expect("cannot kill redis-server");
         }
+    }
+
+    /// Suspends the process (SIGSTOP): it keeps its port and its connections, and the kernel
+    /// still accepts new ones, but nothing is answered, like a server stalled by a long fork or
+    /// a swap storm. Commands sent meanwhile wait in the sockets and run at [`RedisServer::thaw`].
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// Resumes a [`RedisServer::freeze`]d process (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().and_then(Child::id).expect("redis-server is running");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("cannot run kill");
+        assert!(status.success(), "kill -{name} {pid} failed with {status}");
     }
 
     /// Starts the server again on the same port (empty: nothing was persisted) and waits until it
