@@ -503,7 +503,7 @@ fn cluster_config(o: &Overrides) -> anyhow::Result<ClusterSettings> {
         ..d
     };
     let redis = o.redis_url.as_ref().map(|url| crate::bus::redis::RedisOptions {
-        url: url.0.clone(),
+        url: url.clone(),
         prefix: o.redis_prefix.clone().unwrap_or(r.prefix.clone()),
         liveness_ttl: ttl,
         cache_ttl: o.cache_ttl_secs.map_or(r.cache_ttl, |s| StdDuration::from_secs(s.max(1))),
@@ -561,6 +561,15 @@ mod tests {
         assert!(format!("auth:{HASH}:sessions:admin").parse::<ServiceKeySpec>().is_err());
         assert!("auth:abc:sessions:read".parse::<ServiceKeySpec>().is_err());
         assert!(format!(":{HASH}:sessions:read").parse::<ServiceKeySpec>().is_err());
+    }
+
+    #[test]
+    fn a_redis_password_does_not_show_in_debug_output() {
+        let url = "redis://:s3cr3t-pw@redis.internal:6379,redis://:s3cr3t-pw@redis-2.internal:6379";
+        let o = Overrides { redis_url: Some(Secret(url.into())), ..Overrides::default() };
+        let s = Settings::resolve(o).unwrap();
+        assert!(s.redis.is_some());
+        assert!(!format!("{s:?}").contains("s3cr3t-pw"), "{s:?}");
     }
 
     #[test]

@@ -29,13 +29,15 @@ use uuid::Uuid;
 use super::{
     decode_record, encode_record, Bus, BusError, Cached, Control, Inbox, Liveness, NodeInfo, SessionCache, Ticket,
 };
+use crate::config::Secret;
 use crate::session::SessionRecord;
 
 /// Settings of the Redis bus.
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
-    /// One `redis://` URL for a standalone server, several comma-separated for a Cluster.
-    pub url: String,
+    /// One `redis://` URL for a standalone server, several comma-separated for a Cluster. May
+    /// carry a password, hence never shown in `Debug` output.
+    pub url: Secret,
     pub prefix: String,
     /// TTL of a node's liveness key; a node that stops beating reads dead after at most this
     /// (plus one beat for peers to notice).
@@ -49,7 +51,7 @@ pub struct RedisOptions {
 impl Default for RedisOptions {
     fn default() -> Self {
         Self {
-            url: "redis://127.0.0.1:6379".into(),
+            url: Secret("redis://127.0.0.1:6379".into()),
             prefix: "session".into(),
             liveness_ttl: Duration::from_secs(3),
             cache_ttl: Duration::from_secs(3600),
@@ -204,7 +206,7 @@ impl RedisBus {
     /// Connects the data and control connections; the subscriber connects in
     /// [`Bus::subscribe`]. Fails if Redis cannot be reached at start-up.
     pub async fn connect(options: RedisOptions) -> Result<Self, BusError> {
-        let target = Target::parse(&options.url)?;
+        let target = Target::parse(&options.url.0)?;
         let data = target.connect(options.timeout, None).await?;
         let control = target.connect(options.timeout, None).await?;
         let node = Uuid::new_v4().simple().to_string();

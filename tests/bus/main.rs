@@ -19,6 +19,7 @@ use futures::FutureExt;
 use session_service::bus::memory::{MemoryBus, MemoryHub};
 use session_service::bus::redis::{RedisBus, RedisOptions};
 use session_service::bus::{Bus, SessionCache};
+use session_service::config::Secret;
 
 /// Liveness TTL in these tests: short, so a stopped node lapses quickly.
 pub const TTL: Duration = Duration::from_millis(600);
@@ -39,7 +40,7 @@ impl Nodes {
             Self::Memory(hub) => Arc::new(MemoryBus::new(hub.clone())),
             Self::Redis { url, prefix } => {
                 let options = RedisOptions {
-                    url: url.clone(),
+                    url: Secret(url.clone()),
                     prefix: prefix.clone(),
                     liveness_ttl: TTL,
                     ..RedisOptions::default()
