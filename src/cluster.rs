@@ -175,7 +175,7 @@ impl Cluster {
             Ok(()) => self.metrics.bus_published(msg.kind()),
             Err(e) => {
                 self.metrics.bus_error("publish");
-                tracing::warn!(error = %e, node, "control message lost; reconciliation will catch up");
+                tracing::debug!(error = %e, node, "control message lost; reconciliation will catch up");
             }
         }
     }
@@ -217,7 +217,10 @@ impl Cluster {
     }
 
     async fn beat(&self) {
-        match self.bus.heartbeat(&self.info()).await {
+        let beat = self.bus.heartbeat(&self.info()).await;
+        let health = self.bus.health();
+        self.metrics.set_bus_breaker(health.open, health.trips, health.short_circuited);
+        match beat {
             Ok(liveness) => {
                 let was_degraded = self.degraded.swap(false, Ordering::Relaxed);
                 self.metrics.set_bus_connected(true);
@@ -284,7 +287,7 @@ impl RevocationListener for Cluster {
                 Ok(located) => located,
                 Err(e) => {
                     self.metrics.bus_error("locate");
-                    tracing::warn!(error = %e, "cannot locate connections to revoke; reconciliation will");
+                    tracing::debug!(error = %e, "cannot locate connections to revoke; reconciliation will");
                     continue;
                 }
             };

@@ -234,10 +234,14 @@ pub struct Overrides {
     /// Prefix of every Redis key and channel, one per deployment [default: session].
     #[arg(long, env = "REDIS_PREFIX")]
     pub redis_prefix: Option<String>,
-    /// Longest wait for one Redis command before the node degrades to the store [default: 500].
+    /// Longest wait for one Redis call, reconnecting included, before the node uses the store
+    /// instead. After a failure, requests stop asking Redis until the heartbeat's probe is
+    /// answered, so a request waits this long at most once per outage [default: 500].
     #[arg(long, env = "REDIS_TIMEOUT_MS")]
     pub redis_timeout_ms: Option<u64>,
-    /// How long the session cache keeps an entry nobody changes [default: 3600].
+    /// Maximum age of a session cache entry, counted from the store read that filled it; reads
+    /// never extend it. Bounds how long a change whose node could not reach Redis goes unseen
+    /// elsewhere [default: 10].
     #[arg(long, env = "CACHE_TTL_SECS")]
     pub cache_ttl_secs: Option<u64>,
     /// How often a node renews its liveness key [default: 1000].
@@ -570,6 +574,13 @@ mod tests {
         let s = Settings::resolve(o).unwrap();
         assert!(s.redis.is_some());
         assert!(!format!("{s:?}").contains("s3cr3t-pw"), "{s:?}");
+    }
+
+    #[test]
+    fn a_cache_entry_lives_well_under_a_minute_by_default() {
+        let o = Overrides { redis_url: Some(Secret("redis://127.0.0.1:6379".into())), ..Overrides::default() };
+        let redis = Settings::resolve(o).unwrap().redis.unwrap();
+        assert!(redis.cache_ttl <= std::time::Duration::from_secs(30), "{:?}", redis.cache_ttl);
     }
 
     #[test]

@@ -101,6 +101,9 @@ pub struct Metrics {
     reconciliation_runs: Counter,
     connections: Gauge,
     bus_connected: Gauge,
+    bus_breaker_open: Gauge,
+    bus_breaker_trips: Counter,
+    bus_short_circuited: Counter,
     sessions: Family<[(&'static str, &'static str); 1], Gauge>,
     http_connections: Gauge,
     http_evicted: Counter,
@@ -137,6 +140,14 @@ impl Metrics {
             reconciliation_runs: registered(r, "reconciliation_runs", "Reconciliation passes", Counter::default()),
             connections: registered(r, "live_connections", "WebSocket connections on this node", Gauge::default()),
             bus_connected: registered(r, "bus_connected", "1 when the bus is reachable", Gauge::default()),
+            bus_breaker_open: registered(r, "bus_breaker_open", "1 while requests skip Redis", Gauge::default()),
+            bus_breaker_trips: registered(r, "bus_breaker_trips", "Times the Redis breaker opened", Counter::default()),
+            bus_short_circuited: registered(
+                r,
+                "bus_short_circuited",
+                "Request-path Redis calls answered without asking Redis (breaker open)",
+                Counter::default(),
+            ),
             sessions: registered(r, "sessions", "Sessions in the store by state", Family::default()),
             http_connections: registered(r, "http_connections", "Open HTTP connections", Gauge::default()),
             http_evicted: registered(
@@ -270,6 +281,15 @@ impl Metrics {
     /// Counts a refusal that found no room among the aggregated audit windows.
     pub fn audit_untracked(&self) {
         self.audit_untracked.inc();
+    }
+
+    /// Copies the bus breaker's state and its counts since start (the bus keeps them; they are
+    /// brought here at every heartbeat).
+    pub fn set_bus_breaker(&self, open: bool, trips: u64, short_circuited: u64) {
+        self.bus_breaker_open.set(i64::from(open));
+        // Only this method moves these counters, so the difference is what happened since.
+        self.bus_breaker_trips.inc_by(trips.saturating_sub(self.bus_breaker_trips.get()));
+        self.bus_short_circuited.inc_by(short_circuited.saturating_sub(self.bus_short_circuited.get()));
     }
 
     /// Sets `session_sessions{state}` from counts the caller read from the store, and renders every
@@ -414,6 +434,17 @@ mod tests {
         assert_line(&text, "session_bus_connected 1");
         m.set_bus_connected(false);
         assert_line(&m.encode(&[]), "session_bus_connected 0");
+    }
+
+    #[test]
+    fn the_bus_breaker_series_follow_the_counts_they_are_given() {
+        let m = Metrics::new();
+        m.set_bus_breaker(true, 1, 40);
+        m.set_bus_breaker(false, 2, 65);
+        let text = m.encode(&[]);
+        assert_line(&text, "session_bus_breaker_open 0");
+        assert_line(&text, "session_bus_breaker_trips_total 2");
+        assert_line(&text, "session_bus_short_circuited_total 65");
     }
 
     #[test]

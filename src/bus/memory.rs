@@ -177,13 +177,16 @@ impl SessionCache for MemoryBus {
         Ok(match self.hub.cache.get(&id) {
             Some(e) => match &e.record {
                 Some(r) => Cached::Hit(Box::new(r.clone())),
-                None => Cached::Miss(Ticket { session: id, version: e.version }),
+                None => Cached::Miss(Ticket::new(id, e.version)),
             },
-            None => Cached::Miss(Ticket { session: id, version: 0 }),
+            None => Cached::Miss(Ticket::new(id, 0)),
         })
     }
 
     async fn fill(&self, ticket: Ticket, record: &SessionRecord) -> Result<(), BusError> {
+        if ticket.issued.elapsed() >= TOMBSTONE_TTL {
+            return Ok(()); // the counter it saw may have been purged and counted again from 0
+        }
         let full = self.hub.cache.len() >= CACHE_CAPACITY;
         match self.hub.cache.entry(ticket.session) {
             dashmap::Entry::Occupied(mut e) if e.get().version == ticket.version => {

@@ -16,6 +16,7 @@ pub mod redis;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,8 @@ use crate::session::SessionRecord;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BusError {
-    /// Redis cannot be reached or did not answer in time. Callers degrade (the store is the truth).
+    /// Redis cannot be reached, did not answer within the timeout, or is known to be down (the
+    /// breaker is open and it was not asked). Callers degrade (the store is the truth).
     #[error("bus unavailable: {0}")]
     Unavailable(String),
     #[error("bus error: {0}")]
@@ -71,6 +73,21 @@ pub struct NodeInfo {
     pub addr: String,
     pub connections: u64,
     pub started_at_ms: i64,
+}
+
+/// How the bus shields request paths from an unreachable backend: a circuit breaker that opens on
+/// the first call that fails or times out, answers request paths `Unavailable` at once while open
+/// (nothing is sent), and closes when the heartbeat's probe gets an answer. Counts since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BusHealth {
+    /// Request paths are not asking the backend (it failed and no probe has answered since).
+    pub open: bool,
+    /// How many times the breaker opened.
+    pub trips: u64,
+    /// Request-path calls answered `Unavailable` without asking the backend.
+    pub short_circuited: u64,
+    /// Request-path calls sent to the backend.
+    pub attempted: u64,
 }
 
 /// Outcome of renewing this node's liveness key.
@@ -124,6 +141,11 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Deletes this node's liveness key (clean shutdown), so peers see it gone at once.
     async fn leave(&self) -> Result<(), BusError>;
+
+    /// The breaker's state and counts. A bus that cannot fail (in-process) is always closed.
+    fn health(&self) -> BusHealth {
+        BusHealth::default()
+    }
 }
 
 /// A cache read: the record, or a ticket that lets the reader fill the cache after reading the
@@ -140,11 +162,25 @@ pub enum Cached {
 pub struct Ticket {
     pub session: Uuid,
     pub version: u64,
+    /// When the miss was read. A counter lives one cache maximum age after its last change, then
+    /// reads as 0 again; a bus refuses a fill from a ticket older than that, which a reader stalled
+    /// for that long could otherwise pass with a record from before the change.
+    pub issued: Instant,
+}
+
+impl Ticket {
+    /// A ticket for `version` of `session`, issued now.
+    pub fn new(session: Uuid, version: u64) -> Self {
+        Self { session, version, issued: Instant::now() }
+    }
 }
 
 /// The session state that WebSocket auth, user-API auth and validate read instead of the store.
-/// Writers invalidate after their commit and before they answer, so no reader anywhere accepts a
-/// session after the call that revoked it has returned.
+/// Writers invalidate after their commit and before they answer, so once the call that revoked a
+/// session has returned no reader anywhere accepts it, provided the writer reached the cache. If
+/// it did not, the writer keeps the invalidation and replays it as soon as it can, never reads
+/// the entry itself meanwhile, and other readers may serve the old record until the replay or
+/// until the entry's maximum age (set by the fill, never extended by reads), whichever is first.
 #[async_trait]
 pub trait SessionCache: Send + Sync + 'static {
     async fn get(&self, id: Uuid) -> Result<Cached, BusError>;

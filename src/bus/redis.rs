@@ -13,24 +13,30 @@
 //! Cluster, where keys spread over the shards. Three connections, so neither waits behind the
 //! others: `data` (presence, cache, liveness), `control` (the directory lookups of revocations
 //! and the control messages they publish) and the subscriber.
+//!
+//! Every call is over within [`RedisOptions::timeout`], and the data and control connections
+//! share one circuit breaker ([`breaker`]): once Redis fails, request paths stop asking it until
+//! the heartbeat's probe is answered, so an outage costs a request at most one timeout, once.
+
+mod breaker;
+mod cache;
+mod link;
+mod scripts;
+mod subscriber;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
-use redis::cluster_async::ClusterConnection;
-use redis::{FromRedisValue, ProtocolVersion, PushKind, Script};
 use uuid::Uuid;
 
-use super::{
-    decode_record, encode_record, Bus, BusError, Cached, Control, Inbox, Liveness, NodeInfo, SessionCache, Ticket,
-};
+use self::breaker::Breaker;
+use self::cache::Pending;
+use self::link::{Caller, Link, Target};
+use self::scripts::Scripts;
+use super::{Bus, BusError, BusHealth, Control, Inbox, Liveness, NodeInfo};
 use crate::config::Secret;
-use crate::session::SessionRecord;
 
 /// Settings of the Redis bus.
 #[derive(Debug, Clone)]
@@ -42,9 +48,12 @@ pub struct RedisOptions {
     /// TTL of a node's liveness key; a node that stops beating reads dead after at most this
     /// (plus one beat for peers to notice).
     pub liveness_ttl: Duration,
-    /// How long a cached record lives without being read or changed.
+    /// Maximum age of a cached record: set when it is filled (after a store read), never
+    /// extended by reads. Bounds how long a change whose invalidation could not reach Redis
+    /// may go unseen by other nodes.
     pub cache_ttl: Duration,
-    /// Longest wait for one Redis command before the caller degrades.
+    /// Longest wait for one Redis call, reconnection included. A call that fails or times out
+    /// opens the breaker.
     pub timeout: Duration,
 }
 
@@ -54,161 +63,47 @@ impl Default for RedisOptions {
             url: Secret("redis://127.0.0.1:6379".into()),
             prefix: "session".into(),
             liveness_ttl: Duration::from_secs(3),
-            cache_ttl: Duration::from_secs(3600),
+            cache_ttl: DEFAULT_CACHE_TTL,
             timeout: Duration::from_millis(500),
         }
     }
 }
 
-/// A connection of either kind. Both are cheap handles over a multiplexed connection.
-#[derive(Clone)]
-enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
+/// Default maximum age of a cache entry. Every session in use is read from the store once per
+/// this period (one node refills the shared entry for all), which is the price of the bound it
+/// puts on a missed invalidation; see `docs/operations.md` for the measurement behind 10 s.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(10);
 
-impl Conn {
-    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, BusError> {
-        let result = match self {
-            Self::Single(c) => cmd.query_async(&mut c.clone()).await,
-            Self::Cluster(c) => cmd.query_async(&mut c.clone()).await,
-        };
-        result.map_err(unavailable)
-    }
-
-    async fn script<T: FromRedisValue>(&self, invocation: &redis::ScriptInvocation<'_>) -> Result<T, BusError> {
-        let result = match self {
-            Self::Single(c) => invocation.invoke_async(&mut c.clone()).await,
-            Self::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
-        };
-        result.map_err(unavailable)
-    }
-}
-
-fn unavailable(e: redis::RedisError) -> BusError {
-    BusError::Unavailable(e.to_string())
-}
-
-/// Where to connect, parsed once.
-#[derive(Clone)]
-enum Target {
-    Single(redis::Client),
-    Cluster(Vec<String>),
-}
-
-impl Target {
-    fn parse(url: &str) -> Result<Self, BusError> {
-        let urls: Vec<String> = url.split(',').map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect();
-        let bad = |e: redis::RedisError| BusError::Backend(format!("REDIS_URL: {e}"));
-        match urls.as_slice() {
-            [] => Err(BusError::Backend("REDIS_URL is empty".into())),
-            [one] => {
-                let info = redis::IntoConnectionInfo::into_connection_info(one.as_str()).map_err(bad)?;
-                let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
-                Ok(Self::Single(redis::Client::open(info.set_redis_settings(settings)).map_err(bad)?))
-            }
-            many => Ok(Self::Cluster(many.to_vec())),
-        }
-    }
-
-    /// A connection; `push` receives pub/sub messages and disconnection notices.
-    async fn connect(
-        &self,
-        timeout: Duration,
-        push: Option<tokio::sync::mpsc::UnboundedSender<redis::PushInfo>>,
-    ) -> Result<Conn, BusError> {
-        match self {
-            Self::Single(client) => {
-                let mut config = ConnectionManagerConfig::new()
-                    .set_response_timeout(Some(timeout))
-                    .set_connection_timeout(Some(timeout))
-                    .set_number_of_retries(2)
-                    .set_max_delay(Duration::from_millis(500));
-                if let Some(tx) = push {
-                    config = config.set_push_sender(tx).set_automatic_resubscription();
-                }
-                let conn = client.get_connection_manager_with_config(config).await.map_err(unavailable)?;
-                Ok(Conn::Single(conn))
-            }
-            Self::Cluster(urls) => {
-                let mut builder = ClusterClientBuilder::new(urls.clone())
-                    .use_protocol(ProtocolVersion::RESP3)
-                    .connection_timeout(timeout)
-                    .response_timeout(timeout)
-                    .retries(2);
-                if let Some(tx) = push {
-                    builder = builder.push_sender(tx);
-                }
-                let client = builder.build().map_err(unavailable)?;
-                Ok(Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?))
-            }
-        }
-    }
-}
+/// Claims sent per round trip when re-announcing presence.
+const CLAIM_BATCH: usize = 256;
 
 pub struct RedisBus {
     node: String,
     prefix: String,
     options: RedisOptions,
     target: Target,
-    data: Conn,
-    control: Conn,
-    subscriber: OnceLock<Conn>,
+    /// Shared by `data` and `control`: one Redis, one verdict on whether it answers.
+    breaker: Arc<Breaker>,
+    data: Link,
+    control: Link,
+    subscriber: OnceLock<Link>,
     /// Nodes seen alive at the last beat (this one always counts). A `std` RwLock: held for a
     /// lookup or a swap, never across an await.
     live: RwLock<HashSet<String>>,
-    /// Invalidations that could not reach Redis; replayed at every beat until they do. Until
-    /// then this node does not trust the cache for those sessions.
-    pending: Mutex<HashSet<Uuid>>,
+    /// Invalidations that could not reach Redis; replayed at every beat, before the breaker
+    /// closes, until they do. Until then this node does not trust the cache for those sessions.
+    pending: Pending,
     scripts: Scripts,
 }
-
-struct Scripts {
-    claim: Script,
-    release: Script,
-    fill: Script,
-    invalidate: Script,
-}
-
-impl Scripts {
-    fn new() -> Self {
-        Self {
-            // Returns the node that held the session before, if any.
-            claim: Script::new(
-                "local old = redis.call('HGET', KEYS[1], ARGV[1]) \
-                 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) \
-                 redis.call('PEXPIRE', KEYS[1], ARGV[3]) \
-                 return old",
-            ),
-            // Removes the entry only if it still names this node (a newer connection elsewhere wins).
-            release: Script::new(
-                "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then \
-                   return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0",
-            ),
-            // Fills only if the counter is still the one the reader saw at its miss.
-            fill: Script::new(
-                "if (redis.call('HGET', KEYS[1], 'v') or '0') == ARGV[1] then \
-                   redis.call('HSET', KEYS[1], 'd', ARGV[2]) redis.call('PEXPIRE', KEYS[1], ARGV[3]) \
-                   return 1 end return 0",
-            ),
-            invalidate: Script::new(
-                "redis.call('HINCRBY', KEYS[1], 'v', 1) redis.call('HDEL', KEYS[1], 'd') \
-                 redis.call('PEXPIRE', KEYS[1], ARGV[1]) return 1",
-            ),
-        }
-    }
-}
-
-/// A ticket no fill accepts: the session has an invalidation this node could not deliver.
-const UNFILLABLE: u64 = u64::MAX;
 
 impl RedisBus {
     /// Connects the data and control connections; the subscriber connects in
     /// [`Bus::subscribe`]. Fails if Redis cannot be reached at start-up.
     pub async fn connect(options: RedisOptions) -> Result<Self, BusError> {
         let target = Target::parse(&options.url.0)?;
-        let data = target.connect(options.timeout, None).await?;
-        let control = target.connect(options.timeout, None).await?;
+        let breaker = Arc::new(Breaker::default());
+        let data = Link::new(target.connect(options.timeout, None).await?, options.timeout, breaker.clone());
+        let control = Link::new(target.connect(options.timeout, None).await?, options.timeout, breaker.clone());
         let node = Uuid::new_v4().simple().to_string();
         Ok(Self {
             live: RwLock::new(HashSet::from([node.clone()])),
@@ -216,16 +111,13 @@ impl RedisBus {
             prefix: options.prefix.clone(),
             options,
             target,
+            breaker,
             data,
             control,
             subscriber: OnceLock::new(),
-            pending: Mutex::new(HashSet::new()),
+            pending: Pending::default(),
             scripts: Scripts::new(),
         })
-    }
-
-    fn is_cluster(&self) -> bool {
-        matches!(self.target, Target::Cluster(_))
     }
 
     fn node_key(&self, node: &str) -> String {
@@ -258,11 +150,11 @@ impl RedisBus {
 
     /// Whether `node` is alive, asking Redis (over `lane`) about nodes this one has not seen yet
     /// (a node that started since the last beat).
-    async fn check_live(&self, lane: &Conn, node: &str) -> Result<bool, BusError> {
+    async fn check_live(&self, lane: &Link, node: &str) -> Result<bool, BusError> {
         if self.is_live(node) {
             return Ok(true);
         }
-        let exists: bool = lane.query(redis::cmd("EXISTS").arg(self.node_key(node))).await?;
+        let exists: bool = lane.query(Caller::Request, redis::cmd("EXISTS").arg(self.node_key(node))).await?;
         if exists {
             self.live.write().unwrap_or_else(|e| e.into_inner()).insert(node.to_owned());
         }
@@ -271,9 +163,9 @@ impl RedisBus {
 
     /// Where `user`'s sessions are connected on live nodes, read over `lane`; ghosts of dead
     /// nodes are dropped as they are found.
-    async fn locate_on(&self, lane: &Conn, user: &str) -> Result<HashMap<Uuid, String>, BusError> {
+    async fn locate_on(&self, lane: &Link, user: &str) -> Result<HashMap<Uuid, String>, BusError> {
         let key = self.presence_key(user);
-        let entries: HashMap<String, String> = lane.query(redis::cmd("HGETALL").arg(&key)).await?;
+        let entries: HashMap<String, String> = lane.query(Caller::Request, redis::cmd("HGETALL").arg(&key)).await?;
         let mut found = HashMap::with_capacity(entries.len());
         for (session, node) in entries {
             let Ok(session) = session.parse::<Uuid>() else { continue };
@@ -283,50 +175,56 @@ impl RedisBus {
                 // A dead node's ghost: drop it, unless a live node took the session meanwhile.
                 let mut invocation = self.scripts.release.key(&key);
                 invocation.arg(session.to_string()).arg(&node);
-                lane.script::<i64>(&invocation).await?;
+                lane.script::<i64>(Caller::Request, &invocation).await?;
             }
         }
         Ok(found)
     }
 
-    /// Replays invalidations that failed earlier.
-    async fn flush_pending(&self) -> Result<(), BusError> {
-        let ids: Vec<Uuid> = self.pending.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
-        for id in ids {
-            self.invalidate_one(id).await?;
-            self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-        }
-        Ok(())
+    async fn claim_as(&self, caller: Caller, user: &str, session: Uuid) -> Result<Option<String>, BusError> {
+        let mut invocation = self.scripts.claim.key(self.presence_key(user));
+        invocation.arg(session.to_string()).arg(&self.node).arg(Self::ms(Duration::from_secs(86_400)));
+        let previous: Option<String> = self.data.script(caller, &invocation).await?;
+        Ok(previous.filter(|p| *p != self.node))
     }
 
-    async fn invalidate_one(&self, id: Uuid) -> Result<(), BusError> {
-        let mut invocation = self.scripts.invalidate.key(self.cache_key(id));
-        invocation.arg(Self::ms(self.options.cache_ttl));
-        self.data.script::<i64>(&invocation).await.map(|_| ())
-    }
-}
-
-/// Reads pushes from the subscriber connection and hands control messages to the inbox.
-async fn receive(mut pushes: tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>, inbox: Arc<dyn Inbox>) {
-    let lost = AtomicBool::new(false);
-    while let Some(push) = pushes.recv().await {
-        match push.kind {
-            PushKind::Message | PushKind::SMessage => {
-                let payload = push.data.get(1).and_then(|v| Vec::<u8>::from_redis_value(v.clone()).ok());
-                match payload.as_deref().map(serde_json::from_slice::<Control>) {
-                    Some(Ok(msg)) => inbox.deliver(msg),
-                    _ => tracing::warn!("ignoring a malformed control message"),
+    async fn nodes_as(&self, caller: Caller) -> Result<Vec<NodeInfo>, BusError> {
+        let ids: Vec<String> = self.data.query(caller, redis::cmd("SMEMBERS").arg(self.nodes_key())).await?;
+        let gets: Vec<redis::Cmd> = ids
+            .iter()
+            .map(|id| {
+                let mut get = redis::cmd("GET");
+                get.arg(self.node_key(id));
+                get
+            })
+            .collect();
+        let values =
+            futures::future::try_join_all(gets.iter().map(|c| self.data.query::<Option<String>>(caller, c))).await?;
+        let mut nodes = Vec::with_capacity(ids.len());
+        for (id, value) in ids.iter().zip(values) {
+            match value.and_then(|v| serde_json::from_str::<NodeInfo>(&v).ok()) {
+                Some(info) => nodes.push(info),
+                None => {
+                    let forget = redis::cmd("SREM").arg(self.nodes_key()).arg(id).clone();
+                    self.data.query::<i64>(caller, &forget).await?;
                 }
             }
-            PushKind::Disconnection if !lost.swap(true, Ordering::Relaxed) => {
-                tracing::warn!("bus subscription lost; reconnecting");
-            }
-            PushKind::Subscribe | PushKind::SSubscribe if lost.swap(false, Ordering::Relaxed) => {
-                tracing::info!("bus subscription restored");
-                inbox.resubscribed();
-            }
-            _ => {}
         }
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(nodes)
+    }
+
+    /// The heartbeat's work after its probe on `data` was answered: the control connection is
+    /// probed too (idle through an outage or a quick Redis restart, it may still be broken, and
+    /// the first revocation after it would fail on it), then go the invalidations other nodes
+    /// may be missing, then the breaker closes and request paths use Redis again.
+    async fn recover(&self) -> Result<(), BusError> {
+        self.control.probe::<String>(&redis::cmd("PING")).await?;
+        let replayed = self.flush_pending().await?;
+        if self.breaker.close() {
+            tracing::info!(replayed, "Redis answers again: request paths use it again");
+        }
+        Ok(())
     }
 }
 
@@ -341,35 +239,23 @@ impl Bus for RedisBus {
     }
 
     async fn subscribe(&self, inbox: Arc<dyn Inbox>) -> Result<(), BusError> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let conn = self.target.connect(self.options.timeout, Some(tx)).await?;
-        let channel = self.channel(&self.node);
-        let subscribed = match &conn {
-            Conn::Single(c) => c.clone().subscribe(&channel).await,
-            Conn::Cluster(c) => c.clone().ssubscribe(&channel).await,
-        };
-        subscribed.map_err(unavailable)?;
-        tokio::spawn(receive(rx, inbox));
-        let _ = self.subscriber.set(conn);
-        Ok(())
+        self.subscribe_channel(inbox).await
     }
 
     async fn send(&self, node: &str, msg: &Control) -> Result<(), BusError> {
         let payload = serde_json::to_vec(msg).map_err(|e| BusError::Backend(e.to_string()))?;
-        let verb = if self.is_cluster() { "SPUBLISH" } else { "PUBLISH" };
-        self.control.query::<i64>(redis::cmd(verb).arg(self.channel(node)).arg(payload)).await.map(|_| ())
+        let verb = if self.target.is_cluster() { "SPUBLISH" } else { "PUBLISH" };
+        let publish = redis::cmd(verb).arg(self.channel(node)).arg(payload).clone();
+        self.control.query::<i64>(Caller::Request, &publish).await.map(|_| ())
     }
 
     async fn claim(&self, user: &str, session: Uuid) -> Result<Option<String>, BusError> {
-        let mut invocation = self.scripts.claim.key(self.presence_key(user));
-        invocation.arg(session.to_string()).arg(&self.node).arg(Self::ms(Duration::from_secs(86_400)));
-        let previous: Option<String> = self.data.script(&invocation).await?;
-        Ok(previous.filter(|p| *p != self.node))
+        self.claim_as(Caller::Request, user, session).await
     }
 
     async fn claim_all(&self, entries: &[(Arc<str>, Uuid)]) -> Result<(), BusError> {
-        for chunk in entries.chunks(256) {
-            let claims = chunk.iter().map(|(user, session)| self.claim(user, *session));
+        for chunk in entries.chunks(CLAIM_BATCH) {
+            let claims = chunk.iter().map(|(user, session)| self.claim_as(Caller::Maintenance, user, *session));
             futures::future::try_join_all(claims).await?;
         }
         Ok(())
@@ -378,7 +264,7 @@ impl Bus for RedisBus {
     async fn release(&self, user: &str, session: Uuid) -> Result<(), BusError> {
         let mut invocation = self.scripts.release.key(self.presence_key(user));
         invocation.arg(session.to_string()).arg(&self.node);
-        self.data.script::<i64>(&invocation).await.map(|_| ())
+        self.data.script::<i64>(Caller::Request, &invocation).await.map(|_| ())
     }
 
     async fn locate(&self, user: &str) -> Result<HashMap<Uuid, String>, BusError> {
@@ -389,87 +275,40 @@ impl Bus for RedisBus {
         self.locate_on(&self.control, user).await
     }
 
+    /// Also the breaker's probe: renewing the liveness key is asked whatever the breaker says,
+    /// and once it is answered the pending invalidations go out before the breaker closes.
     async fn heartbeat(&self, info: &NodeInfo) -> Result<Liveness, BusError> {
         let value = serde_json::to_string(info).map_err(|e| BusError::Backend(e.to_string()))?;
         let ttl = Self::ms(self.options.liveness_ttl);
-        let previous: Option<String> = self
-            .data
-            .query(redis::cmd("SET").arg(self.node_key(&self.node)).arg(value).arg("PX").arg(ttl).arg("GET"))
-            .await?;
+        let renew = redis::cmd("SET").arg(self.node_key(&self.node)).arg(value).arg("PX").arg(ttl).arg("GET").clone();
+        let previous: Option<String> = self.data.probe(&renew).await?;
+        self.recover().await?;
         if previous.is_none() {
-            self.data.query::<i64>(redis::cmd("SADD").arg(self.nodes_key()).arg(&self.node)).await?;
+            let join = redis::cmd("SADD").arg(self.nodes_key()).arg(&self.node).clone();
+            self.data.query::<i64>(Caller::Maintenance, &join).await?;
         }
         // Keeps the subscriber's connection tried, so it reconnects (and resubscribes) as soon
-        // as Redis is back rather than at its next message.
-        if let Some(Conn::Single(c)) = self.subscriber.get() {
-            let _: Result<String, _> = redis::cmd("PING").query_async(&mut c.clone()).await;
+        // as Redis is back rather than at its next message. Its failure is the subscriber's own.
+        if let Some(subscriber) = self.subscriber.get() {
+            let _: Result<String, _> = subscriber.probe(&redis::cmd("PING")).await;
         }
-        self.flush_pending().await?;
-        let live: HashSet<String> = self.nodes().await?.into_iter().map(|n| n.id).collect();
+        let live: HashSet<String> = self.nodes_as(Caller::Maintenance).await?.into_iter().map(|n| n.id).collect();
         *self.live.write().unwrap_or_else(|e| e.into_inner()) = live;
         Ok(if previous.is_none() { Liveness::Recreated } else { Liveness::Renewed })
     }
 
     async fn nodes(&self) -> Result<Vec<NodeInfo>, BusError> {
-        let ids: Vec<String> = self.data.query(redis::cmd("SMEMBERS").arg(self.nodes_key())).await?;
-        let gets: Vec<redis::Cmd> = ids
-            .iter()
-            .map(|id| {
-                let mut get = redis::cmd("GET");
-                get.arg(self.node_key(id));
-                get
-            })
-            .collect();
-        let values = futures::future::try_join_all(gets.iter().map(|c| self.data.query::<Option<String>>(c))).await?;
-        let mut nodes = Vec::with_capacity(ids.len());
-        for (id, value) in ids.iter().zip(values) {
-            match value.and_then(|v| serde_json::from_str::<NodeInfo>(&v).ok()) {
-                Some(info) => nodes.push(info),
-                None => self.data.query::<i64>(redis::cmd("SREM").arg(self.nodes_key()).arg(id)).await.map(|_| ())?,
-            }
-        }
-        nodes.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(nodes)
+        self.nodes_as(Caller::Request).await
     }
 
     async fn leave(&self) -> Result<(), BusError> {
-        self.data.query::<i64>(redis::cmd("DEL").arg(self.node_key(&self.node))).await?;
-        self.data.query::<i64>(redis::cmd("SREM").arg(self.nodes_key()).arg(&self.node)).await.map(|_| ())
-    }
-}
-
-#[async_trait]
-impl SessionCache for RedisBus {
-    async fn get(&self, id: Uuid) -> Result<Cached, BusError> {
-        if self.pending.lock().unwrap_or_else(|e| e.into_inner()).contains(&id) {
-            return Ok(Cached::Miss(Ticket { session: id, version: UNFILLABLE }));
-        }
-        let (version, data): (Option<u64>, Option<Vec<u8>>) =
-            self.data.query(redis::cmd("HMGET").arg(self.cache_key(id)).arg("v").arg("d")).await?;
-        match data.as_deref().and_then(decode_record) {
-            Some(record) => Ok(Cached::Hit(Box::new(record))),
-            None => Ok(Cached::Miss(Ticket { session: id, version: version.unwrap_or(0) })),
-        }
+        let forget_key = redis::cmd("DEL").arg(self.node_key(&self.node)).clone();
+        self.data.query::<i64>(Caller::Maintenance, &forget_key).await?;
+        let forget_id = redis::cmd("SREM").arg(self.nodes_key()).arg(&self.node).clone();
+        self.data.query::<i64>(Caller::Maintenance, &forget_id).await.map(|_| ())
     }
 
-    async fn fill(&self, ticket: Ticket, record: &SessionRecord) -> Result<(), BusError> {
-        if ticket.version == UNFILLABLE {
-            return Ok(());
-        }
-        let mut invocation = self.scripts.fill.key(self.cache_key(ticket.session));
-        invocation.arg(ticket.version).arg(encode_record(record)).arg(Self::ms(self.options.cache_ttl));
-        self.data.script::<i64>(&invocation).await.map(|_| ())
-    }
-
-    async fn invalidate(&self, ids: &[Uuid]) -> Result<(), BusError> {
-        let results = futures::future::join_all(ids.iter().map(|id| self.invalidate_one(*id))).await;
-        let mut first_error = None;
-        for (id, result) in ids.iter().zip(results) {
-            if let Err(e) = result {
-                self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(*id);
-                first_error.get_or_insert(e);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+    fn health(&self) -> BusHealth {
+        self.breaker.health()
     }
 }

@@ -116,15 +116,16 @@ impl SessionService {
         Self { store, cache, clock, access, refresh, policy, listener, metrics, refusals: Refusals::default() }
     }
 
-    /// After a commit that changed `ids`: drops their cached state. A failure is logged and left
-    /// to the cache to replay (the store has the truth; the call still succeeds).
+    /// After a commit that changed `ids`: drops their cached state. A failure is counted and left
+    /// to the cache to replay (the store has the truth; the call still succeeds). Logged at debug
+    /// only: in an outage every change fails this way, and the outage itself is logged once.
     async fn changed(&self, ids: &[Uuid]) {
         if ids.is_empty() {
             return;
         }
         if let Err(e) = self.cache.invalidate(ids).await {
             self.metrics.bus_error("invalidate");
-            tracing::warn!(error = %e, sessions = ids.len(), "cache invalidation deferred");
+            tracing::debug!(error = %e, sessions = ids.len(), "cache invalidation deferred");
         }
     }
 

@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 
 use crate::cluster::{on_redis, three_nodes};
 use crate::helpers::*;
-use crate::redis_server::RedisServer;
+use crate::redis_server::{Mode, Proxy, RedisServer};
 use crate::ws_client::*;
 
 async fn rest_keeps_working_while_redis_is_down_and_reconciliation_closes_revoked_devices(backend: Backend) {
@@ -57,7 +57,150 @@ async fn after_a_redis_restart_nodes_reannounce_presence_and_pushes_travel_again
     assert!(waited < Duration::from_secs(1), "the push after the restart took {waited:?}");
 }
 
+/// Redis timeout in the tests below: short, so a frozen or cut-off Redis costs little time.
+const TIMEOUT_MS: u64 = 250;
+/// Heartbeat of `on_redis` nodes.
+const HEARTBEAT_MS: u64 = 200;
+/// Allowance on top of a documented bound for a machine busy with other tests.
+const SLACK: Duration = Duration::from_millis(1500);
+
+/// The value of `series` in the node's metrics, 0 if absent.
+fn metric(app: &TestApp, series: &str) -> f64 {
+    let text = app.state().metrics.encode(&[]);
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
+}
+
+/// Polls `GET /session/me` on `app` from `since` until `bound + confirm` has passed: it must
+/// answer 401 from `bound` on, never 200. Returns when it was first refused.
+async fn refused_from(app: &TestApp, access: &str, since: Instant, bound: Duration, confirm: Duration) -> Duration {
+    let mut first_refusal = None;
+    while since.elapsed() < bound + confirm {
+        let status = app.me(access).await.status();
+        let at = since.elapsed();
+        match status {
+            StatusCode::OK => assert!(at < bound, "the revoked session was still accepted {at:?} after the event"),
+            StatusCode::UNAUTHORIZED => _ = first_refusal.get_or_insert(at),
+            other => panic!("GET /session/me answered {other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first_refusal.expect("refused at least once")
+}
+
+async fn a_session_revoked_while_redis_is_frozen_is_refused_everywhere_within_a_heartbeat_of_the_thaw(
+    backend: Backend,
+) {
+    let redis = RedisServer::start().await;
+    let base = on_redis(&redis.url(), "freeze");
+    let [a, b, _c] = three_nodes(backend, move |o: &mut Overrides| {
+        base(o);
+        o.redis_timeout_ms = Some(TIMEOUT_MS);
+    })
+    .await;
+    let created = a.create_session("player-4").await;
+    assert_eq!(b.me(&created.access).await.status(), StatusCode::OK); // B caches the session
+    redis.freeze();
+    let resp = a.writer(Method::POST, &format!("/sessions/{}/revoke", created.id)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "the store is the truth");
+    assert_eq!(
+        a.me(&created.access).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "A never trusts what it could not invalidate"
+    );
+    // Both breakers open (A's at its failed invalidation, B's at its next heartbeat) before the thaw.
+    let frozen = Instant::now();
+    while !(a.state().cluster.bus().health().open && b.state().cluster.bus().health().open) {
+        assert!(frozen.elapsed() < Duration::from_secs(5), "the breakers did not open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    redis.thaw();
+    // Documented bound: A replays the invalidation at its first heartbeat that reaches Redis.
+    let bound = Duration::from_millis(HEARTBEAT_MS + TIMEOUT_MS) + SLACK;
+    let took = refused_from(&b, &created.access, Instant::now(), bound, Duration::from_secs(1)).await;
+    eprintln!("B refused the session {took:?} after the thaw");
+}
+
+async fn a_session_revoked_by_a_node_cut_off_from_redis_is_refused_elsewhere_within_the_cache_max_age(
+    backend: Backend,
+) {
+    const MAX_AGE: Duration = Duration::from_secs(2);
+    let redis = RedisServer::start().await;
+    let proxy = Proxy::start(redis.addr()).await;
+    let tweak = |url: String| {
+        let base = on_redis(&url, "partition");
+        move |o: &mut Overrides| {
+            base(o);
+            o.redis_timeout_ms = Some(TIMEOUT_MS);
+            o.cache_ttl_secs = Some(MAX_AGE.as_secs());
+        }
+    };
+    let a = spawn_app_with(backend, tweak(redis.url())).await;
+    let b = a.sibling(tweak(proxy.url())).await; // B reaches Redis through the proxy only
+    let created = a.create_session("player-5").await;
+    assert_eq!(a.me(&created.access).await.status(), StatusCode::OK); // A fills the shared cache
+    let filled = Instant::now();
+    proxy.set(Mode::Cut);
+    let resp = b.writer(Method::POST, &format!("/sessions/{}/revoke", created.id)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(b.me(&created.access).await.status(), StatusCode::UNAUTHORIZED, "B reads the store");
+    // B cannot invalidate; A's entry was read from the store before `filled` and lives MAX_AGE.
+    let took = refused_from(&a, &created.access, filled, MAX_AGE + SLACK, Duration::from_secs(1)).await;
+    eprintln!("A refused the session {took:?} after filling its cache entry");
+    // Healed, B replays its invalidation and closes its breaker.
+    proxy.set(Mode::Open);
+    let healed = Instant::now();
+    while b.state().cluster.bus().health().open {
+        assert!(healed.elapsed() < Duration::from_secs(5), "B's breaker did not close after the heal");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn while_redis_is_unreachable_requests_stop_asking_it_and_only_heartbeats_probe(backend: Backend) {
+    let redis = RedisServer::start().await;
+    let proxy = Proxy::start(redis.addr()).await;
+    let base = on_redis(&proxy.url(), "breaker");
+    let heartbeat = Duration::from_secs(1);
+    let app = spawn_app_with(backend, move |o: &mut Overrides| {
+        base(o);
+        o.node_heartbeat_ms = Some(heartbeat.as_millis() as u64);
+        o.node_liveness_ttl_ms = Some(3000);
+    })
+    .await;
+    let created = app.create_session("player-6").await;
+    let other = app.create_session("player-7").await;
+    proxy.set(Mode::Refuse);
+    assert_eq!(app.me(&created.access).await.status(), StatusCode::OK, "the first call finds Redis gone");
+    let (before, started) = (proxy.accepted(), Instant::now());
+    let mut calls = 0;
+    for round in 0..4 {
+        assert_eq!(app.me(&created.access).await.status(), StatusCode::OK);
+        assert_eq!(app.validate(&other.refresh).await.status(), StatusCode::OK);
+        let path = format!("/sessions/{}", created.id);
+        assert_eq!(app.writer(Method::GET, &path).send().await.unwrap().status(), StatusCode::OK);
+        let body = serde_json::json!({ "device_name": format!("rig {round}") });
+        assert_eq!(app.writer(Method::PUT, &path).json(&body).send().await.unwrap().status(), StatusCode::OK);
+        calls += 4;
+    }
+    // Each beat's probe connects at most twice (a failed connection's first call only starts
+    // its reconnection); requests never do.
+    let beats = (started.elapsed().as_secs_f64() / heartbeat.as_secs_f64()).ceil() as u64 + 1;
+    let tries = proxy.accepted() - before;
+    assert!(tries <= 2 * beats + 1, "{calls} requests and {beats} beats made {tries} connection attempts");
+    // The breaker's count reaches the metrics at the next beat.
+    while metric(&app, "session_bus_short_circuited_total") < f64::from(calls) {
+        assert!(started.elapsed() < heartbeat * 5, "short-circuited calls were not counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(metric(&app, "session_bus_breaker_open"), 1.0);
+    assert_eq!(metric(&app, "session_bus_breaker_trips_total"), 1.0);
+}
+
 both!(
     rest_keeps_working_while_redis_is_down_and_reconciliation_closes_revoked_devices,
     after_a_redis_restart_nodes_reannounce_presence_and_pushes_travel_again,
+    a_session_revoked_while_redis_is_frozen_is_refused_everywhere_within_a_heartbeat_of_the_thaw,
+    a_session_revoked_by_a_node_cut_off_from_redis_is_refused_elsewhere_within_the_cache_max_age,
+    while_redis_is_unreachable_requests_stop_asking_it_and_only_heartbeats_probe,
 );

@@ -2,11 +2,13 @@
 //! [`Nodes`] factory that makes nodes sharing one bus, and `bus_stories!` runs it as
 //! `memory::<story>` (one in-process hub) and `redis::<story>` (the shared Redis at
 //! `TEST_REDIS_URL`, under a key prefix of the test's own, removed afterwards). `cluster::all`
-//! runs every story against a private three-master Redis Cluster.
+//! runs every story against a private three-master Redis Cluster. `redis_bus` holds what only the
+//! Redis bus promises (its breaker, the cache's maximum age).
 
 #[path = "../common/redis.rs"]
 mod redis_server;
 
+mod redis_bus;
 mod stories;
 
 use std::any::Any;
