@@ -1,6 +1,7 @@
 //! This node as a member of the cluster: it routes revocations to whichever node holds the
 //! connection, receives the control messages addressed to it, keeps its presence entries and
-//! liveness key, and reconciles its live connections against the store.
+//! liveness key, and reconciles its live connections against the store (those two loops are in
+//! [`maintenance`]).
 //!
 //! Revocation path (DESIGN.md §9): the store commits, the cache is invalidated, then [`Cluster`]
 //! pushes to a local connection or looks the session up in the presence directory and sends a
@@ -10,21 +11,22 @@
 //! survives a revocation that has returned, even one racing it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::bus::{now_ms, Bus, Control, Inbox, Liveness, NodeInfo};
+use crate::bus::{now_ms, Bus, Control, Inbox, NodeInfo};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::registry::{Conn, Push, Registry};
 use crate::session::{RevocationListener, SessionRecord};
 use crate::store::Store;
+
+mod maintenance;
 
 /// How the node keeps in touch with the cluster.
 #[derive(Debug, Clone)]
@@ -189,85 +191,6 @@ impl Cluster {
             }
             None => false,
         }
-    }
-
-    /// Runs until `cancel`: liveness beats, re-announcing after the bus lost our state, and
-    /// periodic reconciliation. Leaves the cluster on the way out.
-    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
-        let mut beat = tokio::time::interval(self.config.heartbeat_interval);
-        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut reconcile = tokio::time::interval(self.config.reconcile_interval);
-        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        reconcile.tick().await; // the first tick is immediate; connections are all fresh
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = beat.tick() => self.beat().await,
-                _ = reconcile.tick() => {
-                    self.reconcile().await;
-                }
-                _ = self.reconcile_now.notified() => {
-                    self.reconcile().await;
-                }
-            }
-        }
-        if let Err(e) = self.bus.leave().await {
-            tracing::debug!(error = %e, "could not remove the liveness key; it lapses with its TTL");
-        }
-    }
-
-    async fn beat(&self) {
-        let beat = self.bus.heartbeat(&self.info()).await;
-        let health = self.bus.health();
-        self.metrics.set_bus_breaker(health.open, health.trips, health.short_circuited);
-        match beat {
-            Ok(liveness) => {
-                let was_degraded = self.degraded.swap(false, Ordering::Relaxed);
-                self.metrics.set_bus_connected(true);
-                if liveness == Liveness::Recreated || was_degraded {
-                    tracing::info!("bus state lost or unreachable meanwhile: re-announcing presence");
-                    let entries: Vec<(Arc<str>, Uuid)> =
-                        self.registry.all().iter().map(|c| (c.user_id.clone(), c.session_id)).collect();
-                    if let Err(e) = self.bus.claim_all(&entries).await {
-                        self.metrics.bus_error("claim");
-                        tracing::warn!(error = %e, "re-announcing presence failed; retrying next beat");
-                        self.degraded.store(true, Ordering::Relaxed);
-                    }
-                    self.reconcile_now.notify_one();
-                }
-            }
-            Err(e) => {
-                self.metrics.bus_error("heartbeat");
-                self.metrics.set_bus_connected(false);
-                if !self.degraded.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(error = %e, "bus unreachable; REST keeps working, pushes wait for reconciliation");
-                }
-            }
-        }
-    }
-
-    /// Closes every live connection whose session is no longer active in the store.
-    pub async fn reconcile(&self) -> usize {
-        let ids: Vec<Uuid> = self.registry.all().iter().map(|c| c.session_id).collect();
-        let mut closed = 0;
-        for chunk in ids.chunks(RECONCILE_BATCH) {
-            match self.store.inactive_among(chunk, self.clock.now()).await {
-                Ok(inactive) => {
-                    for (id, reason) in inactive {
-                        closed += usize::from(self.push_local(&id, &Arc::from(reason.as_str())));
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "reconciliation could not read the store; retrying next interval");
-                    break;
-                }
-            }
-        }
-        if closed > 0 {
-            tracing::info!(closed, "reconciliation closed connections of revoked sessions");
-        }
-        self.metrics.reconciled(closed as u64);
-        closed
     }
 }
 

@@ -197,10 +197,35 @@ async fn while_redis_is_unreachable_requests_stop_asking_it_and_only_heartbeats_
     assert_eq!(metric(&app, "session_bus_breaker_trips_total"), 1.0);
 }
 
+async fn while_redis_is_frozen_the_reconciliation_keeps_its_interval(backend: Backend) {
+    let interval = Duration::from_millis(100);
+    let redis = RedisServer::start().await;
+    let base = on_redis(&redis.url(), "reconcile");
+    let app = spawn_app_with(backend, move |o: &mut Overrides| {
+        base(o);
+        o.redis_timeout_ms = Some(1000); // every beat waits this long on the frozen Redis
+        o.reconcile_interval_ms = Some(interval.as_millis() as u64);
+    })
+    .await;
+    redis.freeze();
+    let frozen = Instant::now();
+    while !app.state().cluster.bus().health().open {
+        assert!(frozen.elapsed() < Duration::from_secs(5), "no beat noticed the freeze");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (before, started) = (metric(&app, "session_reconciliation_runs_total"), Instant::now());
+    tokio::time::sleep(interval * 20).await; // the window over which passes are counted
+    let runs = metric(&app, "session_reconciliation_runs_total") - before;
+    let due = started.elapsed().as_secs_f64() / interval.as_secs_f64();
+    assert!(runs >= due / 2.0, "{runs} reconciliation passes while {due:.0} were due");
+    redis.thaw();
+}
+
 both!(
     rest_keeps_working_while_redis_is_down_and_reconciliation_closes_revoked_devices,
     after_a_redis_restart_nodes_reannounce_presence_and_pushes_travel_again,
     a_session_revoked_while_redis_is_frozen_is_refused_everywhere_within_a_heartbeat_of_the_thaw,
     a_session_revoked_by_a_node_cut_off_from_redis_is_refused_elsewhere_within_the_cache_max_age,
     while_redis_is_unreachable_requests_stop_asking_it_and_only_heartbeats_probe,
+    while_redis_is_frozen_the_reconciliation_keeps_its_interval,
 );
