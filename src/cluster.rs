@@ -11,7 +11,7 @@
 //! survives a revocation that has returned, even one racing it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +66,9 @@ pub struct Cluster {
     reconcile_now: Notify,
     /// The last beat failed: the next good one re-announces presence and reconciles.
     degraded: AtomicBool,
+    /// The bus breaker's trip count at the last beat: a trip since means request paths skipped
+    /// Redis for a while (claims, revocation routing), even if no beat failed.
+    trips_seen: AtomicU64,
 }
 
 impl Cluster {
@@ -87,6 +90,7 @@ impl Cluster {
             started_at_ms: now_ms(),
             reconcile_now: Notify::new(),
             degraded: AtomicBool::new(false),
+            trips_seen: AtomicU64::new(0),
         })
     }
 

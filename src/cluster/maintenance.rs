@@ -53,11 +53,12 @@ impl Cluster {
         let beat = self.bus.heartbeat(&self.info()).await;
         let health = self.bus.health();
         self.metrics.set_bus_breaker(health.open, health.trips, health.short_circuited);
+        let tripped = health.trips > self.trips_seen.swap(health.trips, Ordering::Relaxed);
         match beat {
             Ok(liveness) => {
                 let was_degraded = self.degraded.swap(false, Ordering::Relaxed);
                 self.metrics.set_bus_connected(true);
-                if liveness == Liveness::Recreated || was_degraded {
+                if liveness == Liveness::Recreated || was_degraded || tripped {
                     tracing::info!("bus state lost or unreachable meanwhile: re-announcing presence");
                     let entries: Vec<(Arc<str>, Uuid)> =
                         self.registry.all().iter().map(|c| (c.user_id.clone(), c.session_id)).collect();

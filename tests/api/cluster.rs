@@ -56,7 +56,7 @@ async fn online(app: &TestApp, id: Uuid) -> bool {
 }
 
 /// Polls `app`'s view of `id` until `online` reads `want`; returns how long it took.
-async fn until_online(app: &TestApp, id: Uuid, want: bool, within: Duration) -> Duration {
+pub async fn until_online(app: &TestApp, id: Uuid, want: bool, within: Duration) -> Duration {
     let started = Instant::now();
     while online(app, id).await != want {
         assert!(started.elapsed() < within, "online did not become {want} within {within:?}");

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 
-use crate::cluster::{on_redis, three_nodes};
+use crate::cluster::{on_redis, three_nodes, until_online};
 use crate::helpers::*;
 use crate::redis_server::{Mode, Proxy, RedisServer};
 use crate::ws_client::*;
@@ -221,6 +221,25 @@ async fn while_redis_is_frozen_the_reconciliation_keeps_its_interval(backend: Ba
     redis.thaw();
 }
 
+async fn a_connection_made_while_the_breaker_was_open_is_announced_once_it_closes(backend: Backend) {
+    let redis = RedisServer::start().await;
+    let proxy = Proxy::start(redis.addr()).await;
+    let via_proxy = on_redis(&proxy.url(), "reannounce");
+    let a = spawn_app_with(backend, move |o: &mut Overrides| {
+        via_proxy(o);
+        o.node_heartbeat_ms = Some(1000); // a long beat, so the breaker's trip happens between two
+        o.node_liveness_ttl_ms = Some(3000);
+    })
+    .await;
+    let b = a.sibling(on_redis(&redis.url(), "reannounce")).await;
+    let created = a.create_session("player-8").await;
+    proxy.set(Mode::Refuse); // drops A's connections: its next call fails and opens the breaker
+    assert_eq!(a.get_session(created.id).await["online"], false);
+    proxy.set(Mode::Open);
+    let _device = a.ws_live(Encoding::Json, &created).await; // its claim may skip Redis
+    until_online(&b, created.id, true, Duration::from_secs(5)).await;
+}
+
 both!(
     rest_keeps_working_while_redis_is_down_and_reconciliation_closes_revoked_devices,
     after_a_redis_restart_nodes_reannounce_presence_and_pushes_travel_again,
@@ -228,4 +247,5 @@ both!(
     a_session_revoked_by_a_node_cut_off_from_redis_is_refused_elsewhere_within_the_cache_max_age,
     while_redis_is_unreachable_requests_stop_asking_it_and_only_heartbeats_probe,
     while_redis_is_frozen_the_reconciliation_keeps_its_interval,
+    a_connection_made_while_the_breaker_was_open_is_announced_once_it_closes,
 );
