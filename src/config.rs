@@ -241,7 +241,7 @@ pub struct Overrides {
     pub redis_timeout_ms: Option<u64>,
     /// Maximum age of a session cache entry, counted from the store read that filled it; reads
     /// never extend it. Bounds how long a change whose node could not reach Redis goes unseen
-    /// elsewhere [default: 10].
+    /// elsewhere [default: 20].
     #[arg(long, env = "CACHE_TTL_SECS")]
     pub cache_ttl_secs: Option<u64>,
     /// How often a node renews its liveness key [default: 1000].
