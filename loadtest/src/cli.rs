@@ -93,7 +93,7 @@ pub struct Args {
     /// Stop after this many measured requests, even if the duration has not passed.
     #[arg(long)]
     pub max_requests: Option<u64>,
-    /// Sessions created before the run for `refresh`, `me` and `validate` [default: concurrency].
+    /// Sessions created before the run for every scenario but `create` [default: concurrency].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub sessions: Option<u32>,
     /// Warm-up before measuring: requests are sent but not counted.
@@ -116,6 +116,10 @@ pub enum Scenario {
     Me,
     /// `POST /session/validate` with each session's refresh token.
     Validate,
+    /// `GET /sessions/{id}` (service key) for each session.
+    Get,
+    /// `PUT /sessions/{id}` (service key) setting a new device name on each session.
+    Update,
 }
 
 impl Scenario {
@@ -126,6 +130,8 @@ impl Scenario {
             Self::Refresh => "refresh",
             Self::Me => "me",
             Self::Validate => "validate",
+            Self::Get => "get",
+            Self::Update => "update",
         }
     }
 }

@@ -2,7 +2,7 @@
 //! throughput, latency quantiles and errors by kind; or holds many idle WebSocket connections.
 //!
 //! ```text
-//! loadtest --base-url http://127.0.0.1:8080 --service-key KEY --scenario refresh \
+//! loadtest --base-url http://127.0.0.1:8080 --service-key KEY --scenario create|refresh|me|validate|get|update \
 //!          --concurrency 64 --duration-secs 10 [--max-requests N] [--sessions N] [--warmup-secs 2]
 //! loadtest ws-tokens --service-key KEY --count N --out FILE
 //! loadtest ws-idle [--service-key KEY | --tokens-file FILE] --connections N \
@@ -64,7 +64,8 @@ async fn rest(args: Args) -> anyhow::Result<()> {
     let run_id = format!("{:x}{:x}", std::process::id(), unix_nanos() % (1 << 40));
     let mut run = Run {
         service: ServiceClient::with_client(&base, &args.service_key, http.clone()),
-        user: SessionClient::with_client(&base, http),
+        user: SessionClient::with_client(&base, http.clone()),
+        raw: scenarios::RawService { http, base: base.clone(), service_key: args.service_key.clone() },
         run_id,
         measure_from: Instant::now(),
         deadline: Instant::now(),

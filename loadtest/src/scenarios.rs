@@ -19,6 +19,8 @@ pub struct Run {
     pub service: ServiceClient,
     /// User API client (refresh, me, validate).
     pub user: SessionClient,
+    /// The service API calls the SDK does not make (`get`, `update`): the same pool, by hand.
+    pub raw: RawService,
     /// Distinguishes this run's user ids from other runs' against the same server.
     pub run_id: String,
     /// Requests started before this instant are warm-up and not recorded.
@@ -47,6 +49,41 @@ pub enum Work {
     Me { access: Vec<String>, next: usize },
     /// Refresh tokens for `POST /session/validate` (validation does not spend them).
     Validate { refresh: Vec<String>, next: usize },
+    /// Session ids for `GET /sessions/{id}`.
+    Get { ids: Vec<String>, next: usize },
+    /// Session ids for `PUT /sessions/{id}`.
+    Update { ids: Vec<String>, next: usize },
+}
+
+/// `GET` and `PUT /sessions/{id}` with the service key, over the run's HTTP pool.
+pub struct RawService {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub service_key: String,
+}
+
+impl RawService {
+    async fn get(&self, id: &str) -> Result<(), Error> {
+        let request = self.http.get(format!("{}/sessions/{id}", self.base)).bearer_auth(&self.service_key);
+        answered(request).await
+    }
+
+    async fn update(&self, id: &str, n: usize) -> Result<(), Error> {
+        let body = serde_json::json!({ "device_name": format!("loadtest {n}") });
+        let request = self.http.put(format!("{}/sessions/{id}", self.base)).bearer_auth(&self.service_key);
+        answered(request.json(&body)).await
+    }
+}
+
+/// Sends `request`; a non-2xx answer is an error labelled by its status.
+async fn answered(request: reqwest::RequestBuilder) -> Result<(), Error> {
+    let response = request.send().await.map_err(Error::Transport)?;
+    let status = response.status();
+    response.bytes().await.map_err(Error::Transport)?; // read to the end, so the connection is reused
+    if status.is_success() {
+        return Ok(());
+    }
+    Err(Error::Api { status: status.as_u16(), code: format!("http_{}", status.as_u16()), detail: None })
 }
 
 /// A session request for a fresh load-test user.
@@ -84,6 +121,10 @@ pub async fn prepare(run: &Run, scenario: Scenario, count: usize, workers: usize
                 Work::Refresh { chains: share.into_iter().map(|c| c.refresh_token).collect(), next: 0 }
             }
             Scenario::Me => Work::Me { access: share.into_iter().map(|c| c.access_token).collect(), next: 0 },
+            Scenario::Get => Work::Get { ids: share.into_iter().map(|c| c.session.id.to_string()).collect(), next: 0 },
+            Scenario::Update => {
+                Work::Update { ids: share.into_iter().map(|c| c.session.id.to_string()).collect(), next: 0 }
+            }
             _ => Work::Validate { refresh: share.into_iter().map(|c| c.refresh_token).collect(), next: 0 },
         })
         .collect())
@@ -153,6 +194,14 @@ impl Work {
                 let i = round_robin(next, refresh.len());
                 Some(run.user.validate(&refresh[i]).await.map(drop))
             }
+            Work::Get { ids, next } => {
+                let i = round_robin(next, ids.len());
+                Some(run.raw.get(&ids[i]).await)
+            }
+            Work::Update { ids, next } => {
+                let i = round_robin(next, ids.len());
+                Some(run.raw.update(&ids[i], *next).await)
+            }
         }
     }
 
@@ -163,6 +212,7 @@ impl Work {
             Work::Refresh { chains, .. } => chains.len(),
             Work::Me { access, .. } => access.len(),
             Work::Validate { refresh, .. } => refresh.len(),
+            Work::Get { ids, .. } | Work::Update { ids, .. } => ids.len(),
         }
     }
 }
