@@ -12,14 +12,16 @@
 #        update    `PUT /sessions/{id}` (store write, then a cache invalidation)
 #        refresh   `POST /session/refresh` (store compare-and-swap, then an invalidation)
 #        get       `GET /sessions/{id}` (store read, presence lookup in Redis)
-#   4. kills redis-server (SIGKILL, nothing comes back);
+#   4. takes Redis away: OUTAGE=kill (the default) kills redis-server (SIGKILL: connections are
+#      refused at once), OUTAGE=freeze stops it (SIGSTOP: connections stay open, nothing answers,
+#      every call waits for its timeout);
 #   5. runs the same scenarios again, the first one with no warm-up, so its maximum includes the
 #      request that found Redis gone;
 #   6. prints each report and stops everything it started.
 #
-# Environment: SCENARIOS (default "me validate update refresh get"), CONCURRENCY (default 4),
-# SESSIONS (default 1000), DURATION (default 10), WARMUP (default 2), KEEP=1 keeps the temporary
-# directory. Exits non-zero when a run had no successful request. Every wait is bounded; the
+# Environment: OUTAGE (default kill), SCENARIOS (default "me validate update refresh get"),
+# CONCURRENCY (default 4), SESSIONS (default 1000), DURATION (default 10), WARMUP (default 2),
+# KEEP=1 keeps the temporary directory. Exits non-zero when a run had no successful request. Every wait is bounded; the
 # script stops only the processes it started.
 set -euo pipefail
 
@@ -28,12 +30,14 @@ SCRIPT=redis-outage-bench.sh
 # shellcheck source=scripts/lib/cluster.sh
 . scripts/lib/cluster.sh
 
+OUTAGE="${OUTAGE:-kill}"
 SCENARIOS="${SCENARIOS:-me validate update refresh get}"
 CONCURRENCY="${CONCURRENCY:-4}"
 SESSIONS="${SESSIONS:-1000}"
 DURATION="${DURATION:-10}"
 WARMUP="${WARMUP:-2}"
 
+[[ "$OUTAGE" == kill || "$OUTAGE" == freeze ]] || die "OUTAGE must be kill or freeze"
 for s in $SCENARIOS; do
     [[ " me validate update refresh get " == *" $s "* ]] || die "unknown scenario $s"
 done
@@ -70,12 +74,19 @@ run_all() { # run_all PHASE FIRST_WARMUP
 }
 
 run_all redis-up "$WARMUP"
-log "killing redis-server (pid $REDIS_PID)"
-kill -KILL "$REDIS_PID"
-wait "$REDIS_PID" 2>/dev/null || true
-REDIS_PID=""
+if [ "$OUTAGE" = kill ]; then
+    log "killing redis-server (pid $REDIS_PID)"
+    kill -KILL "$REDIS_PID"
+    wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_PID=""
+else
+    log "freezing redis-server (pid $REDIS_PID)"
+    kill -STOP "$REDIS_PID"
+fi
 run_all redis-down 0
 log "breaker series of the node:"
 curl -sf --max-time 5 "${BASES[0]}/metrics" | grep -E '^session_bus_(breaker|short|connected)' >&2 || true
+# A frozen server would take the cleanup's SIGTERM only once resumed.
+[ -z "$REDIS_PID" ] || kill -CONT "$REDIS_PID"
 [ "$STATUS" -eq 0 ] || { log "last lines of the node log:"; cluster_tail_logs; }
 exit "$STATUS"
