@@ -162,9 +162,9 @@ pub enum Cached {
 pub struct Ticket {
     pub session: Uuid,
     pub version: u64,
-    /// When the miss was read. A counter lives one cache maximum age after its last change, then
-    /// reads as 0 again; a bus refuses a fill from a ticket older than that, which a reader stalled
-    /// for that long could otherwise pass with a record from before the change.
+    /// When the miss was read. A counter lapses some time after its last change and reads 0
+    /// again; a bus refuses a fill from a ticket older than that, which a reader stalled for that
+    /// long could otherwise pass with a record from before the change.
     pub issued: Instant,
 }
 

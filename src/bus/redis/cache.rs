@@ -94,14 +94,19 @@ impl SessionCache for RedisBus {
     }
 
     /// The entry expires at most one maximum age after the miss, which came before the store
-    /// read: a record served from the cache was read from the store at most that long ago. A
-    /// ticket older than that fills nothing (its counter may also have lapsed and read 0 again).
+    /// read: a record served from the cache was read from the store at most that long ago.
+    ///
+    /// A ticket older than half the maximum age fills nothing. An entry's counter lives as long
+    /// as the entry, at least half the maximum age after its last invalidation or fill (a fill's
+    /// lifetime is at least that, given this rule), then reads 0 again; a reader stalled longer
+    /// than that could find the counter it saw back and cache a record from before a change.
     async fn fill(&self, ticket: Ticket, record: &SessionRecord) -> Result<(), BusError> {
-        let remaining = self.options.cache_ttl.saturating_sub(ticket.issued.elapsed());
-        if ticket.version == UNFILLABLE || remaining.is_zero() {
+        let max_age = self.options.cache_ttl;
+        let age = ticket.issued.elapsed();
+        if ticket.version == UNFILLABLE || age >= max_age / 2 {
             return Ok(());
         }
-        let lifetime = remaining.min(jittered(self.options.cache_ttl));
+        let lifetime = (max_age - age).min(jittered(max_age));
         let mut invocation = self.scripts.fill.key(self.cache_key(ticket.session));
         invocation.arg(ticket.version).arg(encode_record(record)).arg(Self::ms(lifetime));
         self.data.script::<i64>(Caller::Request, &invocation).await.map(|_| ())
