@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -69,6 +69,10 @@ pub struct Cluster {
     /// The bus breaker's trip count at the last beat: a trip since means request paths skipped
     /// Redis for a while (claims, revocation routing), even if no beat failed.
     trips_seen: AtomicU64,
+    /// Presence entries of closed connections that could not be removed (the bus was down):
+    /// retried at every good beat. Left alone, such an entry names a live node, so its session
+    /// would read online everywhere until it reconnected. A std mutex, never held across an await.
+    releases: Mutex<HashSet<(Arc<str>, Uuid)>>,
 }
 
 impl Cluster {
@@ -91,6 +95,7 @@ impl Cluster {
             reconcile_now: Notify::new(),
             degraded: AtomicBool::new(false),
             trips_seen: AtomicU64::new(0),
+            releases: Mutex::new(HashSet::new()),
         })
     }
 
@@ -146,7 +151,28 @@ impl Cluster {
         }
         if let Err(e) = self.bus.release(&conn.user_id, conn.session_id).await {
             self.metrics.bus_error("release");
-            tracing::debug!(error = %e, "presence release failed; the entry lapses with this node");
+            tracing::debug!(error = %e, "presence release failed; retried at the next good heartbeat");
+            self.releases
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert((conn.user_id.clone(), conn.session_id));
+        }
+    }
+
+    /// Retries the presence releases that failed, until one fails again. A session connected
+    /// here again meanwhile owns its entry: its release is dropped.
+    async fn retry_releases(&self) {
+        let pending: Vec<(Arc<str>, Uuid)> =
+            self.releases.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect();
+        for (user, session) in pending {
+            if self.registry.get(&session).is_none() {
+                if let Err(e) = self.bus.release(&user, session).await {
+                    self.metrics.bus_error("release");
+                    tracing::debug!(error = %e, "presence release failed again; retrying next beat");
+                    return;
+                }
+            }
+            self.releases.lock().unwrap_or_else(PoisonError::into_inner).remove(&(user, session));
         }
     }
 

@@ -58,6 +58,7 @@ impl Cluster {
             Ok(liveness) => {
                 let was_degraded = self.degraded.swap(false, Ordering::Relaxed);
                 self.metrics.set_bus_connected(true);
+                self.retry_releases().await;
                 if liveness == Liveness::Recreated || was_degraded || tripped {
                     tracing::info!("bus state lost or unreachable meanwhile: re-announcing presence");
                     let entries: Vec<(Arc<str>, Uuid)> =

@@ -240,7 +240,33 @@ async fn a_connection_made_while_the_breaker_was_open_is_announced_once_it_close
     until_online(&b, created.id, true, Duration::from_secs(5)).await;
 }
 
+async fn a_device_that_closed_while_redis_was_frozen_reads_offline_once_redis_is_back(backend: Backend) {
+    let redis = RedisServer::start().await;
+    let base = on_redis(&redis.url(), "release");
+    let [a, b, _c] = three_nodes(backend, move |o: &mut Overrides| {
+        base(o);
+        o.redis_timeout_ms = Some(TIMEOUT_MS);
+    })
+    .await;
+    let created = a.create_session("player-9").await;
+    let device = a.ws_live(Encoding::Json, &created).await;
+    until_online(&b, created.id, true, Duration::from_secs(5)).await;
+    redis.freeze();
+    device.close().await;
+    // A's release of the directory entry cannot reach Redis (its call times out, the breaker opens).
+    let frozen = Instant::now();
+    while !a.state().cluster.bus().health().open {
+        assert!(frozen.elapsed() < Duration::from_secs(5), "A's breaker did not open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    redis.thaw();
+    // The entry names A, a live node: only A's retry at its next good beat removes it.
+    let took = until_online(&b, created.id, false, Duration::from_millis(HEARTBEAT_MS + TIMEOUT_MS) + SLACK).await;
+    eprintln!("offline {took:?} after the thaw");
+}
+
 both!(
+    a_device_that_closed_while_redis_was_frozen_reads_offline_once_redis_is_back,
     rest_keeps_working_while_redis_is_down_and_reconciliation_closes_revoked_devices,
     after_a_redis_restart_nodes_reannounce_presence_and_pushes_travel_again,
     a_session_revoked_while_redis_is_frozen_is_refused_everywhere_within_a_heartbeat_of_the_thaw,
