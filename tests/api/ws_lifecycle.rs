@@ -29,6 +29,17 @@ async fn silence_past_the_heartbeat_timeout_closes_with_heartbeat_timeout(backen
 }
 
 /// Moves the clock so that it reads `at_ms`.
+/// A new session of `user-1` connected with header auth, past its `welcome`; with the access
+/// token's expiry that `welcome` announced.
+async fn welcomed(app: &TestApp, encoding: Encoding) -> (Created, WsClient, i64) {
+    let created = app.create_session("user-1").await;
+    let mut ws = app.ws(encoding, Some(&created.access)).await;
+    let ServerFrame::Welcome { access_token_expires_at: exp, .. } = ws.next_frame().await else {
+        panic!("expected welcome")
+    };
+    (created, ws, exp)
+}
+
 fn advance_to(app: &TestApp, at_ms: i64) {
     app.advance(Duration::milliseconds(at_ms - app.now().timestamp_millis()));
 }
@@ -36,11 +47,7 @@ fn advance_to(app: &TestApp, at_ms: i64) {
 async fn token_expiring_comes_once_per_token_and_expiry_closes_with_token_expired(backend: Backend) {
     let app = spawn_app_with(backend, |o| o.ws_heartbeat_timeout_ms = Some(A_YEAR_MS)).await;
     for encoding in Encoding::BOTH {
-        let created = app.create_session("user-1").await;
-        let mut ws = app.ws(encoding, Some(&created.access)).await;
-        let ServerFrame::Welcome { access_token_expires_at: exp, .. } = ws.next_frame().await else {
-            panic!("expected welcome")
-        };
+        let (created, mut ws, exp) = welcomed(&app, encoding).await;
         advance_to(&app, exp - 60_001);
         app.state().gateway.sweep();
         ws.ping(1).await;
@@ -73,11 +80,7 @@ async fn a_token_with_less_than_the_warning_left_is_warned_at_the_next_sweep(bac
     // one-second sweep runs here (the clock stands still).
     let app = spawn_app_with(backend, |o| o.access_ttl_secs = Some(30)).await;
     for encoding in Encoding::BOTH {
-        let created = app.create_session("user-1").await;
-        let mut ws = app.ws(encoding, Some(&created.access)).await;
-        let ServerFrame::Welcome { access_token_expires_at: exp, .. } = ws.next_frame().await else {
-            panic!("expected welcome")
-        };
+        let (_, mut ws, exp) = welcomed(&app, encoding).await;
         let (frame, waited) = ws.timed_frame().await;
         assert_eq!(frame, ServerFrame::TokenExpiring { access_token_expires_at: exp });
         eprintln!("{encoding:?}: token_expiring came {waited:?} after welcome");
@@ -89,11 +92,7 @@ async fn a_token_with_less_than_the_warning_left_is_warned_at_the_next_sweep(bac
 async fn a_rest_refresh_leaves_the_socket_on_its_old_access_token(backend: Backend) {
     let app = spawn_app_with(backend, |o| o.ws_heartbeat_timeout_ms = Some(A_YEAR_MS)).await;
     for encoding in Encoding::BOTH {
-        let created = app.create_session("user-1").await;
-        let mut ws = app.ws(encoding, Some(&created.access)).await;
-        let ServerFrame::Welcome { access_token_expires_at: exp, .. } = ws.next_frame().await else {
-            panic!("expected welcome")
-        };
+        let (created, mut ws, exp) = welcomed(&app, encoding).await;
         app.advance(Duration::minutes(5));
         let rest = app.refresh_ok(&created.refresh).await;
         assert!(ms(&rest.body["access_token_expires_at"]) > exp);
@@ -112,11 +111,7 @@ async fn a_rest_refresh_leaves_the_socket_on_its_old_access_token(backend: Backe
 async fn a_socket_refresh_after_a_rest_refresh_moves_the_socket_to_the_new_token(backend: Backend) {
     let app = spawn_app_with(backend, |o| o.ws_heartbeat_timeout_ms = Some(A_YEAR_MS)).await;
     for encoding in Encoding::BOTH {
-        let created = app.create_session("user-1").await;
-        let mut ws = app.ws(encoding, Some(&created.access)).await;
-        let ServerFrame::Welcome { access_token_expires_at: exp, .. } = ws.next_frame().await else {
-            panic!("expected welcome")
-        };
+        let (created, mut ws, exp) = welcomed(&app, encoding).await;
         app.advance(Duration::minutes(5));
         let rest = app.refresh_ok(&created.refresh).await;
         ws.send(&ClientFrame::Refresh { id: Some(1), refresh_token: rest.refresh.clone() }).await;
