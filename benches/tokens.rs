@@ -1,4 +1,4 @@
-//! Token machinery on the request hot paths (DESIGN.md §4, §12). Every REST call and WebSocket
+//! Token machinery on the request hot paths (docs/tokens.md, docs/performance.md). Every REST call and WebSocket
 //! authentication verifies an access token; every create and refresh signs one and derives, hashes
 //! and encodes a refresh token. Keys, the session record and the tokens are built once, outside
 //! the measured loops.

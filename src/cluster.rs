@@ -3,7 +3,7 @@
 //! liveness key, and reconciles its live connections against the store (those two loops are in
 //! [`maintenance`]).
 //!
-//! Revocation path (DESIGN.md §9): the store commits, the cache is invalidated, then [`Cluster`]
+//! Revocation path (docs/operations.md, "Several nodes"): the store commits, the cache is invalidated, then [`Cluster`]
 //! pushes to a local connection or looks the session up in the presence directory and sends a
 //! `revoke` to its node. Connection path: register locally, claim the directory entry, then
 //! re-read the session. Either the revoker's lookup sees the claim (and sends to us) or our

@@ -1,4 +1,4 @@
-//! The cross-node bus (DESIGN.md §3, §8, §9): control messages to the node that holds a
+//! The cross-node bus (docs/operations.md, "Several nodes"): control messages to the node that holds a
 //! connection, the presence directory (user -> session -> node), node liveness, and the session
 //! cache the hot paths read. Two implementations: [`redis`] (production, standalone or Cluster)
 //! and [`memory`] (one process: the embedded default, and several in-process nodes in tests).

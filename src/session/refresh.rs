@@ -1,4 +1,4 @@
-//! The refresh state machine (DESIGN.md §4): given the stored session and a presented token, what
+//! The refresh state machine (docs/tokens.md): given the stored session and a presented token, what
 //! happens. Pure: the caller applies the decision atomically.
 
 use chrono::{DateTime, Duration, Utc};

@@ -383,7 +383,7 @@ impl SessionService {
         Ok(revoked)
     }
 
-    /// Rotates a refresh token (DESIGN.md §4): the current token gets its successor, the previous
+    /// Rotates a refresh token (docs/tokens.md): the current token gets its successor, the previous
     /// one within the grace window gets the same successor again, an older genuine one revokes the
     /// session, an unknown one is refused without changing anything.
     pub async fn refresh(&self, presented: &str, ctx: &RequestContext) -> Result<Issued, SessionError> {

@@ -35,7 +35,7 @@ pub enum TokenError {
     Expired,
 }
 
-/// Claims of an access token (DESIGN.md §4).
+/// Claims of an access token (docs/tokens.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AccessClaims {
     pub iss: String,

@@ -1,4 +1,4 @@
-//! The per-user cap on active sessions (DESIGN.md §5): the least recently used one goes.
+//! The per-user cap on active sessions (docs/tokens.md): the least recently used one goes.
 
 use chrono::Duration;
 use reqwest::{Method, StatusCode};

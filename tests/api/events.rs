@@ -1,4 +1,4 @@
-//! Every state change leaves its event in the transactional outbox (DESIGN.md §10); operations
+//! Every state change leaves its event in the transactional outbox (docs/events.md); operations
 //! that change nothing leave none.
 
 use chrono::Duration;

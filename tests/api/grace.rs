@@ -1,4 +1,4 @@
-//! The grace window of the refresh state machine: replay inside it, reuse after it, and older generations (DESIGN.md §4).
+//! The grace window of the refresh state machine: replay inside it, reuse after it, and older generations (docs/tokens.md).
 
 use chrono::Duration;
 use reqwest::StatusCode;

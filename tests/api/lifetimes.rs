@@ -1,4 +1,4 @@
-//! Lifetimes and limits (DESIGN.md §5): idle and absolute expiry, the sweep, the per-user cap.
+//! Lifetimes and limits (docs/tokens.md): idle and absolute expiry, the sweep, the per-user cap.
 
 use std::collections::HashMap;
 

@@ -1,4 +1,4 @@
-//! `POST /session/refresh`: every row of the refresh state machine (DESIGN.md §4).
+//! `POST /session/refresh`: every row of the refresh state machine (docs/tokens.md).
 
 use chrono::Duration;
 use reqwest::StatusCode;

@@ -1,6 +1,5 @@
-//! The connection state machine (`ws::conn::serve`) driven over channels instead of a socket
-//! (STYLE habit 6): the paths that need no session, with paused time where a deadline is the
-//! subject. The gateway sits on an in-memory SQLite store these paths never touch.
+//! The connection state machine (`ws::conn::serve`) driven over channels instead of a socket:
+//! the paths that need no session, with paused time where a deadline is the subject. The gateway sits on an in-memory SQLite store these paths never touch.
 //!
 //! Time is paused after the store is connected, not from the start (`start_paused`): with paused
 //! time the runtime jumps the clock whenever it is idle, and waiting for SQLite's worker thread
