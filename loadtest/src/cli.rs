@@ -120,6 +120,11 @@ pub enum Scenario {
     Get,
     /// `PUT /sessions/{id}` (service key) setting a new device name on each session.
     Update,
+    /// `POST /session/validate` with tokens the server must refuse, as an unauthenticated flood
+    /// would send them: in turn garbage, a token naming a session that does not exist, and a
+    /// forged secret for one of the run's sessions. A `401` is the expected answer and counts as
+    /// a success; anything else is an error.
+    Forged,
 }
 
 impl Scenario {
@@ -132,6 +137,7 @@ impl Scenario {
             Self::Validate => "validate",
             Self::Get => "get",
             Self::Update => "update",
+            Self::Forged => "forged",
         }
     }
 }

@@ -53,6 +53,8 @@ pub enum Work {
     Get { ids: Vec<String>, next: usize },
     /// Session ids for `PUT /sessions/{id}`.
     Update { ids: Vec<String>, next: usize },
+    /// Session ids whose tokens `forged` imitates.
+    Forged { ids: Vec<String>, next: usize },
 }
 
 /// `GET` and `PUT /sessions/{id}` with the service key, over the run's HTTP pool.
@@ -124,6 +126,9 @@ pub async fn prepare(run: &Run, scenario: Scenario, count: usize, workers: usize
             Scenario::Get => Work::Get { ids: share.into_iter().map(|c| c.session.id.to_string()).collect(), next: 0 },
             Scenario::Update => {
                 Work::Update { ids: share.into_iter().map(|c| c.session.id.to_string()).collect(), next: 0 }
+            }
+            Scenario::Forged => {
+                Work::Forged { ids: share.into_iter().map(|c| c.session.id.to_string()).collect(), next: 0 }
             }
             _ => Work::Validate { refresh: share.into_iter().map(|c| c.refresh_token).collect(), next: 0 },
         })
@@ -202,6 +207,11 @@ impl Work {
                 let i = round_robin(next, ids.len());
                 Some(run.raw.update(&ids[i], *next).await)
             }
+            Work::Forged { ids, next } => {
+                let n = *next;
+                let i = round_robin(next, ids.len());
+                Some(refused(run.user.validate(&forged_token(&ids[i], n)).await))
+            }
         }
     }
 
@@ -212,14 +222,61 @@ impl Work {
             Work::Refresh { chains, .. } => chains.len(),
             Work::Me { access, .. } => access.len(),
             Work::Validate { refresh, .. } => refresh.len(),
-            Work::Get { ids, .. } | Work::Update { ids, .. } => ids.len(),
+            Work::Get { ids, .. } | Work::Update { ids, .. } | Work::Forged { ids, .. } => ids.len(),
         }
     }
 }
 
+/// The `n`th token of a forged flood (see `Scenario::Forged`): garbage, then a well-formed token
+/// naming a session that does not exist, then one with a forged secret for `session`.
+fn forged_token(session: &str, n: usize) -> String {
+    let secret = "A".repeat(43); // 32 zero bytes in base64url: the right shape, never a real secret
+    match n % 3 {
+        0 => format!("garbage-{n}"),
+        1 => format!("rt1.{}.{}.{secret}", uuid::Uuid::new_v4(), n % 5),
+        _ => format!("rt1.{session}.{}.{secret}", n % 5),
+    }
+}
+
+/// A request that must be refused: `401` is the expected answer.
+fn refused<T>(answer: Result<T, Error>) -> Result<(), Error> {
+    match answer {
+        Err(e) if e.status() == Some(401) => Ok(()),
+        Err(e) => Err(e),
+        Ok(_) => Err(Error::Api { status: 200, code: "accepted_a_forged_token".into(), detail: None }),
+    }
+}
+
 /// The index to use now, advancing `next` over `len` items.
+
 fn round_robin(next: &mut usize, len: usize) -> usize {
     let i = *next % len;
     *next = next.wrapping_add(1);
     i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forged_flood_cycles_garbage_unknown_sessions_and_forged_secrets() {
+        let victim = uuid::Uuid::new_v4().to_string();
+        let tokens: Vec<String> = (0..6).map(|n| forged_token(&victim, n)).collect();
+        assert!(tokens[0].starts_with("garbage-") && tokens[3].starts_with("garbage-"));
+        for unknown in [&tokens[1], &tokens[4]] {
+            assert!(unknown.starts_with("rt1.") && !unknown.contains(&victim), "{unknown}");
+        }
+        assert!(tokens[2].starts_with(&format!("rt1.{victim}.")) && tokens[5].starts_with(&format!("rt1.{victim}.")));
+        let secret = tokens[2].rsplit('.').next().unwrap();
+        assert_eq!(secret.len(), 43, "a well-formed 256-bit secret");
+    }
+
+    #[test]
+    fn only_a_401_counts_as_the_expected_refusal() {
+        let api = |status| Error::Api { status, code: "x".into(), detail: None };
+        assert!(refused::<()>(Err(api(401))).is_ok());
+        assert!(refused::<()>(Err(api(500))).is_err());
+        assert!(refused(Ok(())).is_err(), "an accepted forged token is a failure");
+    }
 }
