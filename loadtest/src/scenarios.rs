@@ -248,7 +248,6 @@ fn refused<T>(answer: Result<T, Error>) -> Result<(), Error> {
 }
 
 /// The index to use now, advancing `next` over `len` items.
-
 fn round_robin(next: &mut usize, len: usize) -> usize {
     let i = *next % len;
     *next = next.wrapping_add(1);
