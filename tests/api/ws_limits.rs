@@ -200,6 +200,32 @@ async fn the_connection_limit_refuses_with_server_full(backend: Backend) {
     again.ping(1).await;
 }
 
+async fn unauthenticated_upgrades_cannot_keep_players_out(backend: Backend) {
+    // Once 50 silent upgrades filled a node with WS_MAX_CONNECTIONS=50 until their auth timeout.
+    let app = spawn_app_with(backend, |o| {
+        o.ws_max_connections = Some(50);
+        o.ws_max_pending = Some(20);
+        o.ws_auth_timeout_ms = Some(600_000);
+    })
+    .await;
+    let mut silent = Vec::new();
+    for _ in 0..60 {
+        silent.push(app.ws(Encoding::Msgpack, None).await);
+    }
+    for encoding in Encoding::BOTH {
+        let created = app.create_session("player-1").await;
+        let mut player = app.ws(encoding, None).await;
+        player.send(&ClientFrame::Auth { id: Some(1), token: created.access.clone() }).await;
+        assert!(matches!(player.next_frame().await, ServerFrame::Welcome { id: Some(1), .. }));
+        player.ping(2).await;
+        player.close().await;
+    }
+    // The oldest silent sockets made room, each told why: the last 20 silent ones waited, the
+    // first player took the oldest of those's place and left the waiting ones once welcomed.
+    silent[0].expect_closing_error("server_full", close::SERVER_FULL).await;
+    assert_eq!(app.state().gateway.pending.len(), 19);
+}
+
 async fn unauthenticated_garbage_never_takes_the_node_down(backend: Backend) {
     let app = spawn_app(backend).await;
     for encoding in Encoding::BOTH {
@@ -244,5 +270,6 @@ sqlite_only!(
     a_message_holding_more_than_one_map_is_refused_whole,
     five_malformed_frames_in_a_row_close_with_protocol_error,
     the_connection_limit_refuses_with_server_full,
+    unauthenticated_upgrades_cannot_keep_players_out,
     unauthenticated_garbage_never_takes_the_node_down,
 );
