@@ -176,15 +176,14 @@ fn fit_file_limit(settings: &mut Settings) -> anyhow::Result<()> {
         websockets: settings.gateway.max_connections,
     };
     let plan = budget.plan(wanted);
-    if plan != wanted {
-        tracing::warn!(
-            file_limit = budget.limit,
-            reserved = budget.reserved,
-            http = plan.http,
-            ws_pending = plan.ws_pending,
-            websockets = plan.websockets,
-            "connection limits lowered to fit the file limit (raise `ulimit -n` to keep them)"
-        );
+    let message = "connection limits lowered to fit the file limit (raise `ulimit -n` to keep them)";
+    let (limit, reserved) = (budget.limit, budget.reserved);
+    let (http, ws_pending, websockets) = (plan.http, plan.ws_pending, plan.websockets);
+    if plan != wanted && settings.limits_configured {
+        tracing::warn!(file_limit = limit, reserved, http, ws_pending, websockets, "{message}");
+    } else if plan != wanted {
+        // Only defaults were lowered (WS_MAX_CONNECTIONS' 20,000 never fits a 20,000-file limit).
+        tracing::info!(file_limit = limit, reserved, http, ws_pending, websockets, "{message}");
     } else {
         tracing::debug!(file_limit = budget.limit, ?plan, "connection limits fit the file limit");
     }

@@ -362,6 +362,10 @@ pub struct Settings {
     pub http: crate::server::HttpConfig,
     /// Where the operator endpoints listen, if apart from the public address.
     pub ops_listen: Option<SocketAddr>,
+    /// Whether the operator set any connection limit (HTTP, pending or authenticated
+    /// WebSockets): lowering one of those to fit the file limit is worth a warning, lowering a
+    /// default is not.
+    pub limits_configured: bool,
     /// How often the session counts of the operator endpoints are refreshed.
     pub stats_refresh: std::time::Duration,
     pub log_format: LogFormat,
@@ -441,6 +445,9 @@ impl Settings {
             max_body_bytes: o.max_body_bytes.unwrap_or(64 * 1024),
             http,
             ops_listen: o.ops_listen,
+            limits_configured: o.http_max_connections.is_some()
+                || o.ws_max_pending.is_some()
+                || o.ws_max_connections.is_some(),
             stats_refresh: std::time::Duration::from_millis(o.stats_refresh_ms.unwrap_or(15_000).max(100)),
             log_format: o.log_format.unwrap_or(LogFormat::Text),
             data_dir,
