@@ -64,6 +64,15 @@ const HEARTBEAT_MS: u64 = 200;
 /// Allowance on top of a documented bound for a machine busy with other tests.
 const SLACK: Duration = Duration::from_millis(1500);
 
+/// `on_redis` with the short [`TIMEOUT_MS`].
+fn on_redis_quick(url: &str, prefix: &str) -> impl Fn(&mut Overrides) + Clone {
+    let base = on_redis(url, prefix);
+    move |o: &mut Overrides| {
+        base(o);
+        o.redis_timeout_ms = Some(TIMEOUT_MS);
+    }
+}
+
 /// The value of `series` in the node's metrics, 0 if absent.
 fn metric(app: &TestApp, series: &str) -> f64 {
     let text = app.state().metrics.encode(&[]);
@@ -93,12 +102,7 @@ async fn a_session_revoked_while_redis_is_frozen_is_refused_everywhere_within_a_
     backend: Backend,
 ) {
     let redis = RedisServer::start().await;
-    let base = on_redis(&redis.url(), "freeze");
-    let [a, b, _c] = three_nodes(backend, move |o: &mut Overrides| {
-        base(o);
-        o.redis_timeout_ms = Some(TIMEOUT_MS);
-    })
-    .await;
+    let [a, b, _c] = three_nodes(backend, on_redis_quick(&redis.url(), "freeze")).await;
     let created = a.create_session("player-4").await;
     assert_eq!(b.me(&created.access).await.status(), StatusCode::OK); // B caches the session
     redis.freeze();
@@ -129,10 +133,9 @@ async fn a_session_revoked_by_a_node_cut_off_from_redis_is_refused_elsewhere_wit
     let redis = RedisServer::start().await;
     let proxy = Proxy::start(redis.addr()).await;
     let tweak = |url: String| {
-        let base = on_redis(&url, "partition");
+        let base = on_redis_quick(&url, "partition");
         move |o: &mut Overrides| {
             base(o);
-            o.redis_timeout_ms = Some(TIMEOUT_MS);
             o.cache_ttl_secs = Some(MAX_AGE.as_secs());
         }
     };
@@ -242,12 +245,7 @@ async fn a_connection_made_while_the_breaker_was_open_is_announced_once_it_close
 
 async fn a_device_that_closed_while_redis_was_frozen_reads_offline_once_redis_is_back(backend: Backend) {
     let redis = RedisServer::start().await;
-    let base = on_redis(&redis.url(), "release");
-    let [a, b, _c] = three_nodes(backend, move |o: &mut Overrides| {
-        base(o);
-        o.redis_timeout_ms = Some(TIMEOUT_MS);
-    })
-    .await;
+    let [a, b, _c] = three_nodes(backend, on_redis_quick(&redis.url(), "release")).await;
     let created = a.create_session("player-9").await;
     let device = a.ws_live(Encoding::Json, &created).await;
     until_online(&b, created.id, true, Duration::from_secs(5)).await;
