@@ -251,7 +251,7 @@ impl App {
         });
         let ops = self.ops_listener.map(|listener| {
             let router = crate::http::ops_router(self.state.clone(), &options);
-            let config = HttpConfig { max_connections: OPS_MAX_CONNECTIONS, ..self.settings.http.clone() };
+            let config = HttpConfig { name: "ops", max_connections: OPS_MAX_CONNECTIONS, ..self.settings.http.clone() };
             tokio::spawn(crate::server::serve(listener, router, config, metrics.clone(), stopping.clone()))
         });
         let router = crate::http::router(self.state, &options);

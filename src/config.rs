@@ -468,6 +468,7 @@ fn http_config(o: &Overrides, gateway: &crate::ws::GatewayConfig) -> crate::serv
         body_timeout: ms(o.http_body_timeout_ms, d.body_timeout),
         max_connections: o.http_max_connections.unwrap_or(d.max_connections).max(1),
         drain_timeout: gateway.drain_timeout,
+        ..d
     }
 }
 

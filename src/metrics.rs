@@ -81,6 +81,23 @@ impl LabelledCounter {
     }
 }
 
+/// A family labelled by HTTP listener.
+type ListenerFamily<M> = Family<[(&'static str, &'static str); 1], M>;
+
+/// Handles on one listener's series (they share state with the registered families): recording
+/// through them is an atomic operation, with no family lookup per connection.
+#[derive(Debug, Clone)]
+pub struct ListenerMetrics {
+    /// Open HTTP connections (not yet upgraded).
+    pub connections: Gauge,
+    /// Idle connections evicted at the connection cap.
+    pub evicted: Counter,
+    /// Connections closed at once because every open one was busy.
+    pub refused: Counter,
+    /// Failed accepts.
+    pub accept_errors: Counter,
+}
+
 /// The node's metrics. Recording is lock-free or takes a brief read lock; nothing here blocks for
 /// long or awaits, so any task may record.
 #[derive(Debug)]
@@ -105,10 +122,10 @@ pub struct Metrics {
     bus_breaker_trips: Counter,
     bus_short_circuited: Counter,
     sessions: Family<[(&'static str, &'static str); 1], Gauge>,
-    http_connections: Gauge,
-    http_evicted: Counter,
-    http_refused: Counter,
-    http_accept_errors: Counter,
+    http_connections: ListenerFamily<Gauge>,
+    http_evicted: ListenerFamily<Counter>,
+    http_refused: ListenerFamily<Counter>,
+    http_accept_errors: ListenerFamily<Counter>,
     ws_pending_evicted: Counter,
     audit_untracked: Counter,
     /// Every state `encode` has been given, so a state missing from a later scrape reads 0
@@ -149,20 +166,20 @@ impl Metrics {
                 Counter::default(),
             ),
             sessions: registered(r, "sessions", "Sessions in the store by state", Family::default()),
-            http_connections: registered(r, "http_connections", "Open HTTP connections", Gauge::default()),
+            http_connections: registered(r, "http_connections", "Open HTTP connections", Family::default()),
             http_evicted: registered(
                 r,
                 "http_connections_evicted",
                 "Idle HTTP connections closed to admit a new one at the connection cap",
-                Counter::default(),
+                Family::default(),
             ),
             http_refused: registered(
                 r,
                 "http_connections_refused",
                 "Connections closed at once: the cap was reached and every connection was busy",
-                Counter::default(),
+                Family::default(),
             ),
-            http_accept_errors: registered(r, "http_accept_errors", "Failed accepts", Counter::default()),
+            http_accept_errors: registered(r, "http_accept_errors", "Failed accepts", Family::default()),
             ws_pending_evicted: registered(
                 r,
                 "ws_pending_evicted",
@@ -253,24 +270,16 @@ impl Metrics {
         self.bus_connected.set(i64::from(up));
     }
 
-    /// Sets the number of open HTTP connections (not yet upgraded).
-    pub fn set_http_connections(&self, n: i64) {
-        self.http_connections.set(n);
-    }
-
-    /// Counts an idle HTTP connection evicted at the connection cap.
-    pub fn http_connection_evicted(&self) {
-        self.http_evicted.inc();
-    }
-
-    /// Counts a connection closed at once because every open one was busy.
-    pub fn http_connection_refused(&self) {
-        self.http_refused.inc();
-    }
-
-    /// Counts a failed accept.
-    pub fn http_accept_error(&self) {
-        self.http_accept_errors.inc();
+    /// The connection series of one HTTP listener (`public` or `ops`), labelled `listener`, so
+    /// the operator listener's connections never overwrite the public one's gauge.
+    pub fn listener(&self, listener: &'static str) -> ListenerMetrics {
+        let label = [("listener", listener)];
+        ListenerMetrics {
+            connections: self.http_connections.get_or_create(&label).clone(),
+            evicted: self.http_evicted.get_or_create(&label).clone(),
+            refused: self.http_refused.get_or_create(&label).clone(),
+            accept_errors: self.http_accept_errors.get_or_create(&label).clone(),
+        }
     }
 
     /// Counts an unauthenticated WebSocket evicted by a newer one.
@@ -381,6 +390,18 @@ mod tests {
         assert_line(&text, r#"session_bus_errors_total{op="heartbeat"} 1"#);
         assert_line(&text, r#"session_cache_lookups_total{result="hit"} 2"#);
         assert_line(&text, r#"session_cache_lookups_total{result="miss"} 1"#);
+    }
+
+    #[test]
+    fn each_http_listener_reports_its_own_connections() {
+        let m = Metrics::new();
+        m.listener("public").connections.set(7);
+        m.listener("ops").connections.set(1);
+        m.listener("public").evicted.inc();
+        let text = m.encode(&[]);
+        assert_line(&text, r#"session_http_connections{listener="public"} 7"#);
+        assert_line(&text, r#"session_http_connections{listener="ops"} 1"#);
+        assert_line(&text, r#"session_http_connections_evicted_total{listener="public"} 1"#);
     }
 
     #[test]

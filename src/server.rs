@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use crate::metrics::Metrics;
+use crate::metrics::{ListenerMetrics, Metrics};
 
 /// Most header fields hyper accepts; beyond it hyper itself answers an empty 431. The router's own
 /// limits (`http::limits`) are lower, so a client normally gets a problem+json answer first.
@@ -53,6 +53,8 @@ const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Settings of one HTTP listener.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
+    /// The listener's name in the metrics (`listener` label): `public` or `ops`.
+    pub name: &'static str,
     /// hyper's header-read timeout (see the module docs): also the keep-alive idle timeout.
     pub header_timeout: Duration,
     /// Longest pause inside a request body, and the deadline for a whole body.
@@ -66,6 +68,7 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
+            name: "public",
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_connections: 512,
@@ -83,6 +86,7 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
+    let metrics = metrics.listener(config.name);
     let pool = Arc::new(Pool::new(config.max_connections, metrics.clone()));
     let tasks = TaskTracker::new();
     let mut accept_errors = AcceptErrors::default();
@@ -94,7 +98,7 @@ pub async fn serve(
         match accepted {
             Ok((stream, peer)) => {
                 let Some(slot) = pool.admit() else {
-                    metrics.http_connection_refused();
+                    metrics.refused.inc();
                     continue; // every connection is serving a request: drop this one
                 };
                 let conn =
@@ -121,8 +125,8 @@ struct AcceptErrors {
 }
 
 impl AcceptErrors {
-    fn record(&mut self, e: &std::io::Error, metrics: &Metrics) {
-        metrics.http_accept_error();
+    fn record(&mut self, e: &std::io::Error, metrics: &ListenerMetrics) {
+        metrics.accept_errors.inc();
         self.since += 1;
         if self.last_logged.is_none_or(|at| at.elapsed() >= ACCEPT_LOG_EVERY) {
             tracing::warn!(error = %e, errors = self.since, "accept failed; backing off");
@@ -230,7 +234,7 @@ struct Pool {
     open: Mutex<BTreeMap<u64, Arc<Slot>>>,
     next: AtomicU64,
     max: usize,
-    metrics: Arc<Metrics>,
+    metrics: ListenerMetrics,
 }
 
 /// Removes its connection from the pool when the connection task ends.
@@ -244,12 +248,12 @@ impl Drop for SlotGuard {
     fn drop(&mut self) {
         let mut open = self.pool.open.lock().unwrap_or_else(PoisonError::into_inner);
         open.remove(&self.id);
-        self.pool.metrics.set_http_connections(open.len() as i64);
+        self.pool.metrics.connections.set(open.len() as i64);
     }
 }
 
 impl Pool {
-    fn new(max: usize, metrics: Arc<Metrics>) -> Self {
+    fn new(max: usize, metrics: ListenerMetrics) -> Self {
         Self { open: Mutex::new(BTreeMap::new()), next: AtomicU64::new(0), max: max.max(1), metrics }
     }
 
@@ -265,13 +269,13 @@ impl Pool {
             let idle = open.iter().find(|(_, s)| s.in_flight.load(Ordering::Relaxed) == 0).map(|(id, _)| *id)?;
             if let Some(victim) = open.remove(&idle) {
                 victim.evicted.notify_one();
-                self.metrics.http_connection_evicted();
+                self.metrics.evicted.inc();
             }
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let slot = Arc::new(Slot::default());
         open.insert(id, slot.clone());
-        self.metrics.set_http_connections(open.len() as i64);
+        self.metrics.connections.set(open.len() as i64);
         Some(SlotGuard { pool: self.clone(), id, slot })
     }
 }
@@ -282,7 +286,7 @@ mod tests {
 
     #[test]
     fn at_the_cap_the_oldest_idle_connection_makes_room() {
-        let pool = Arc::new(Pool::new(2, Arc::new(Metrics::new())));
+        let pool = Arc::new(Pool::new(2, Metrics::new().listener("test")));
         let first = pool.admit().unwrap();
         let second = pool.admit().unwrap();
         let _busy = Busy::start(&first.slot);
@@ -296,7 +300,7 @@ mod tests {
 
     #[test]
     fn when_every_connection_is_busy_the_new_one_is_refused() {
-        let pool = Arc::new(Pool::new(1, Arc::new(Metrics::new())));
+        let pool = Arc::new(Pool::new(1, Metrics::new().listener("test")));
         let only = pool.admit().unwrap();
         let _busy = Busy::start(&only.slot);
         assert!(pool.admit().is_none());
