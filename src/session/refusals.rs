@@ -66,6 +66,9 @@ pub enum Admitted {
 pub struct Refusals {
     /// A std mutex: held for one map operation, never across an await.
     open: Mutex<HashMap<Kind, Window>>,
+    /// Aggregate rows whose write failed (the store was unreachable): handed out again by the
+    /// next [`Refusals::close`], so a failed flush loses no count.
+    unwritten: Mutex<Vec<AuditRecord>>,
 }
 
 impl Refusals {
@@ -99,10 +102,17 @@ impl Refusals {
     /// Closes the windows that ended by `now` (all of them with `everything`, at shutdown) and
     /// returns the aggregate rows to write.
     pub fn close(&self, now: DateTime<Utc>, everything: bool) -> Vec<AuditRecord> {
+        let mut rows = std::mem::take(&mut *self.unwritten.lock().unwrap_or_else(PoisonError::into_inner));
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let ended: Vec<Kind> =
             open.iter().filter(|(_, w)| everything || now >= w.opened + WINDOW).map(|(k, _)| k.clone()).collect();
-        ended.iter().filter_map(|k| open.remove(k)).filter_map(|w| w.aggregate(now)).collect()
+        rows.extend(ended.iter().filter_map(|k| open.remove(k)).filter_map(|w| w.aggregate(now)));
+        rows
+    }
+
+    /// Keeps rows from [`Refusals::close`] that could not be written, for the next close.
+    pub fn unwritten(&self, rows: impl IntoIterator<Item = AuditRecord>) {
+        self.unwritten.lock().unwrap_or_else(PoisonError::into_inner).extend(rows);
     }
 
     /// Windows open now.
@@ -168,5 +178,18 @@ mod tests {
         assert_eq!(refusals.admit(forged(Uuid::new_v4(), t0, "ip"), t0), Admitted::Untracked);
         assert_eq!(refusals.admit(forged(victim, t0, "ip"), t0), Admitted::Counted, "open windows still count");
         assert_eq!(refusals.close(t0, true).len(), 1, "at shutdown every window with more attempts is written");
+    }
+
+    #[test]
+    fn rows_that_could_not_be_written_come_back_with_the_next_close() {
+        let (refusals, t0, victim) = (Refusals::default(), Utc::now(), Uuid::new_v4());
+        refusals.admit(forged(victim, t0, "ip"), t0);
+        refusals.admit(forged(victim, t0, "ip"), t0);
+        let rows = refusals.close(t0 + WINDOW, false);
+        assert_eq!(rows.len(), 1);
+        refusals.unwritten(rows);
+        let again = refusals.close(t0 + WINDOW, false);
+        assert_eq!(again.iter().map(|r| r.attempts).collect::<Vec<_>>(), vec![1]);
+        assert!(refusals.close(t0 + WINDOW, false).is_empty(), "handed out once");
     }
 }

@@ -566,11 +566,7 @@ impl SessionService {
     /// Audits a refusal against a real session in aggregate (see `refusals`).
     async fn refused(&self, audit: AuditRecord) -> Result<(), SessionError> {
         match self.refusals.admit(audit, self.now()) {
-            Admitted::Write(rows) => {
-                for row in rows {
-                    self.record(row).await?;
-                }
-            }
+            Admitted::Write(rows) => self.write_refusals(rows).await?,
             Admitted::Counted => {}
             Admitted::Untracked => self.metrics.audit_untracked(),
         }
@@ -578,15 +574,26 @@ impl SessionService {
     }
 
     /// Writes the aggregate rows of refusal windows that have ended (all of them with
-    /// `everything`, at shutdown). Returns how many rows were written; a failed write keeps the
-    /// rest for the next call.
+    /// `everything`, at shutdown). Returns how many rows were written; on a failed write the
+    /// rows not written are kept for the next call.
     pub async fn flush_refusals(&self, everything: bool) -> Result<usize, SessionError> {
         let rows = self.refusals.close(self.now(), everything);
         let written = rows.len();
-        for row in rows {
-            self.record(row).await?;
-        }
+        self.write_refusals(rows).await?;
         Ok(written)
+    }
+
+    /// Appends refusal rows in order; the ones a failure left unwritten go back to the refusals
+    /// for the next flush, so an unreachable store loses no count.
+    async fn write_refusals(&self, rows: Vec<AuditRecord>) -> Result<(), SessionError> {
+        let mut rows = rows.into_iter();
+        while let Some(row) = rows.next() {
+            if let Err(e) = self.store.append_audit(&row).await {
+                self.refusals.unwritten(std::iter::once(row).chain(rows));
+                return Err(e.into());
+            }
+        }
+        Ok(())
     }
 }
 
