@@ -17,11 +17,11 @@ use crate::bus::memory::{MemoryBus, MemoryHub};
 use crate::bus::redis::{RedisBus, RedisOptions};
 use crate::bus::{Bus, SessionCache};
 use crate::clock::Clock;
-use crate::cluster::{Cluster, ClusterConfig};
 use crate::config::{KeySource, Scope, ServiceKeySpec, Settings};
+use crate::fleet::{Fleet, FleetConfig};
 use crate::http::auth::{hash_service_key, ServiceKeys};
 use crate::metrics::Metrics;
-use crate::registry::Registry;
+use crate::registry::LiveConnections;
 use crate::server::{FileBudget, HttpConfig, Limits};
 use crate::session::{Policy, Ports, SessionService};
 use crate::state::AppState;
@@ -60,7 +60,7 @@ impl Backends {
 /// A node's parts, wired together.
 pub struct Parts {
     pub metrics: Arc<Metrics>,
-    pub cluster: Arc<Cluster>,
+    pub fleet: Arc<Fleet>,
     pub sessions: Arc<SessionService>,
     pub gateway: Arc<Gateway>,
 }
@@ -72,28 +72,28 @@ pub struct Wiring {
     pub refresh: RefreshSecrets,
     pub policy: Policy,
     pub gateway: GatewayConfig,
-    pub cluster: ClusterConfig,
+    pub fleet: FleetConfig,
 }
 
 /// Wires the domain, the cluster membership and the gateway over `backends`. Also used by tests
 /// that drive the gateway without HTTP.
 pub fn assemble(backends: Backends, wiring: Wiring) -> Parts {
-    let Wiring { clock, access, refresh, policy, gateway, cluster } = wiring;
+    let Wiring { clock, access, refresh, policy, gateway, fleet } = wiring;
     let metrics = Arc::new(Metrics::new());
-    let registry = Arc::new(Registry::new());
-    let cluster =
-        Cluster::new(backends.bus.clone(), registry, backends.store.clone(), metrics.clone(), clock.clone(), cluster);
+    let registry = Arc::new(LiveConnections::new());
+    let fleet =
+        Fleet::new(backends.bus.clone(), registry, backends.store.clone(), metrics.clone(), clock.clone(), fleet);
     let ports = Ports {
         store: backends.store,
         cache: backends.cache,
         clock: clock.clone(),
         access,
-        listener: cluster.clone(),
+        listener: fleet.clone(),
         metrics: metrics.clone(),
     };
     let sessions = Arc::new(SessionService::new(ports, refresh, policy));
-    let gateway = Arc::new(Gateway::new(sessions.clone(), cluster.clone(), metrics.clone(), gateway, clock));
-    Parts { metrics, cluster, sessions, gateway }
+    let gateway = Arc::new(Gateway::new(sessions.clone(), fleet.clone(), metrics.clone(), gateway, clock));
+    Parts { metrics, fleet, sessions, gateway }
 }
 
 /// HTTP connections the operator listener holds at once (scrapers and probes, a handful).
@@ -146,19 +146,19 @@ pub async fn build(mut settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Res
         refresh: RefreshSecrets::new(refresh_key, pepper),
         policy: settings.policy.clone(),
         gateway: settings.gateway.clone(),
-        cluster: ClusterConfig { advertised_addr, ..settings.cluster.clone() },
+        fleet: FleetConfig { advertised_addr, ..settings.fleet.clone() },
     };
     let parts = assemble(backends, wiring);
-    parts.cluster.join().await.context("joining the cluster (subscribing to this node's channel)")?;
+    parts.fleet.join().await.context("joining the cluster (subscribing to this node's channel)")?;
     let service_keys = Arc::new(ServiceKeys::new(&service_keys));
     let state = AppState {
         sessions: parts.sessions,
         store,
         access,
         service_keys,
-        registry: parts.cluster.registry().clone(),
+        registry: parts.fleet.registry().clone(),
         gateway: parts.gateway,
-        cluster: parts.cluster,
+        fleet: parts.fleet,
         metrics: parts.metrics,
         census: crate::census::Census::new(),
     };
@@ -222,7 +222,7 @@ impl App {
         tasks.spawn(refusals_loop(self.state.sessions.clone(), cancel.clone()));
         let gateway = self.state.gateway.clone();
         tasks.spawn(gateway.clone().run_sweeper(self.state.store.clone(), cancel.clone()));
-        tasks.spawn(self.state.cluster.clone().run(cancel.clone()));
+        tasks.spawn(self.state.fleet.clone().run(cancel.clone()));
         let census = self.state.census.clone();
         let (store, clock) = (self.state.store.clone(), self.state.sessions.clock());
         tasks.spawn(census.run(store, clock, self.settings.stats_refresh, cancel.clone()));
@@ -230,8 +230,8 @@ impl App {
             addr = %self.local_addr(),
             ops = ?self.ops_addr(),
             store = self.state.store.backend(),
-            bus = self.state.cluster.bus().kind(),
-            node = self.state.cluster.node_id(),
+            bus = self.state.fleet.bus().kind(),
+            node = self.state.fleet.node_id(),
             "listening"
         );
         let options = crate::http::Options {

@@ -227,7 +227,7 @@ pub struct Overrides {
     #[arg(long, env = "DRAIN_JITTER_MS")]
     pub drain_jitter_ms: Option<u64>,
     /// Redis for the cross-node bus, presence and session cache: one `redis://` URL, or several
-    /// comma-separated seed URLs of a Redis Cluster [default: none: a single node with an
+    /// comma-separated seed URLs of a Redis Fleet [default: none: a single node with an
     /// in-process bus].
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
@@ -372,7 +372,7 @@ pub struct Settings {
     pub gateway: crate::ws::GatewayConfig,
     /// `None`: a single node on the in-process bus.
     pub redis: Option<crate::bus::redis::RedisOptions>,
-    pub cluster: crate::cluster::ClusterConfig,
+    pub fleet: crate::fleet::FleetConfig,
     pub cluster_liveness_ttl: std::time::Duration,
 }
 
@@ -452,7 +452,7 @@ impl Settings {
             log_format: o.log_format.unwrap_or(LogFormat::Text),
             data_dir,
             redis,
-            cluster,
+            fleet: cluster,
             cluster_liveness_ttl,
         })
     }
@@ -499,17 +499,17 @@ fn gateway_config(o: &Overrides) -> crate::ws::GatewayConfig {
     }
 }
 
-type ClusterSettings = (crate::cluster::ClusterConfig, std::time::Duration, Option<crate::bus::redis::RedisOptions>);
+type ClusterSettings = (crate::fleet::FleetConfig, std::time::Duration, Option<crate::bus::redis::RedisOptions>);
 
 fn cluster_config(o: &Overrides) -> anyhow::Result<ClusterSettings> {
     use std::time::Duration as StdDuration;
-    let d = crate::cluster::ClusterConfig::default();
+    let d = crate::fleet::FleetConfig::default();
     let r = crate::bus::redis::RedisOptions::default();
     let ms = |v: Option<u64>, default: StdDuration| v.map_or(default, |v| StdDuration::from_millis(v.max(1)));
     let heartbeat = ms(o.node_heartbeat_ms, d.heartbeat_interval);
     let ttl = ms(o.node_liveness_ttl_ms, r.liveness_ttl);
     anyhow::ensure!(ttl >= heartbeat * 2, "node_liveness_ttl_ms must be at least twice node_heartbeat_ms");
-    let cluster = crate::cluster::ClusterConfig {
+    let cluster = crate::fleet::FleetConfig {
         heartbeat_interval: heartbeat,
         reconcile_interval: ms(o.reconcile_interval_ms, d.reconcile_interval),
         ..d

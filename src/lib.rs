@@ -19,17 +19,18 @@
 //! - [`registry`]: the live connections this node holds (dashmap) and presence.
 //! - [`bus`]: the cross-node bus (Redis or in-process): control messages, the presence
 //!   directory, node liveness and the session cache.
-//! - [`cluster`]: this node as a cluster member: routing revocations, presence claims, liveness
-//!   beats and reconciliation against the store.
+//! - [`fleet`]: this node as a member of the fleet of nodes: routing revocations, presence
+//!   claims, liveness beats and reconciliation against the store. ("Cluster" elsewhere means a
+//!   Redis Cluster only.)
 //! - [`metrics`]: the node's Prometheus metrics.
 
 pub mod app;
 pub mod bus;
 pub mod census;
 pub mod clock;
-pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod fleet;
 pub mod http;
 pub mod metrics;
 pub mod registry;

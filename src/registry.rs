@@ -36,7 +36,7 @@ pub enum Push {
 /// The part of a connection the node shares. The connection task owns the socket; everything
 /// else reaches it through here.
 #[derive(Debug)]
-pub struct Conn {
+pub struct LiveConnection {
     pub id: u64,
     pub session_id: Uuid,
     pub user_id: Arc<str>,
@@ -61,7 +61,7 @@ pub struct Conn {
     warned: AtomicBool,
 }
 
-impl Conn {
+impl LiveConnection {
     /// Records activity at `now_ms`.
     pub fn touch(&self, now_ms: i64) {
         self.last_seen_ms.fetch_max(now_ms, Ordering::Relaxed);
@@ -116,15 +116,15 @@ pub struct Deadlines {
 }
 
 #[derive(Debug, Default)]
-pub struct Registry {
-    conns: DashMap<Uuid, Arc<Conn>>,
+pub struct LiveConnections {
+    conns: DashMap<Uuid, Arc<LiveConnection>>,
     by_user: DashMap<Arc<str>, Vec<Uuid>>,
     next_id: AtomicU64,
     /// Last activity of connections that ended since the last flush.
     departed: Mutex<Vec<(Uuid, i64)>>,
 }
 
-impl Registry {
+impl LiveConnections {
     pub fn new() -> Self {
         Self::default()
     }
@@ -145,8 +145,8 @@ impl Registry {
         access_exp_ms: i64,
         now_ms: i64,
         parent: &CancellationToken,
-    ) -> Arc<Conn> {
-        let conn = Arc::new(Conn {
+    ) -> Arc<LiveConnection> {
+        let conn = Arc::new(LiveConnection {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             session_id,
             user_id: Arc::from(user_id),
@@ -169,7 +169,7 @@ impl Registry {
     }
 
     /// Removes `conn` if it is still the session's current connection.
-    pub fn unregister(&self, conn: &Conn) {
+    pub fn unregister(&self, conn: &LiveConnection) {
         if self.conns.remove_if(&conn.session_id, |_, c| c.id == conn.id).is_none() {
             return;
         }
@@ -181,7 +181,7 @@ impl Registry {
         departed.push((conn.session_id, conn.last_seen_ms()));
     }
 
-    pub fn get(&self, session_id: &Uuid) -> Option<Arc<Conn>> {
+    pub fn get(&self, session_id: &Uuid) -> Option<Arc<LiveConnection>> {
         self.conns.get(session_id).map(|c| c.clone())
     }
 
@@ -195,7 +195,7 @@ impl Registry {
     }
 
     /// Pushes to every connection; used for draining.
-    pub fn all(&self) -> Vec<Arc<Conn>> {
+    pub fn all(&self) -> Vec<Arc<LiveConnection>> {
         self.conns.iter().map(|c| c.value().clone()).collect()
     }
 
@@ -246,8 +246,8 @@ mod tests {
 
     const D: Deadlines = Deadlines { heartbeat_timeout_ms: 45_000, token_warning_ms: 60_000, token_grace_ms: 30_000 };
 
-    fn registry() -> (Registry, CancellationToken) {
-        (Registry::new(), CancellationToken::new())
+    fn registry() -> (LiveConnections, CancellationToken) {
+        (LiveConnections::new(), CancellationToken::new())
     }
 
     #[test]

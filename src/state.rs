@@ -6,10 +6,10 @@ use crate::http::dto::SessionView;
 use crate::session::SessionRecord;
 
 use crate::census::Census;
-use crate::cluster::Cluster;
+use crate::fleet::Fleet;
 use crate::http::auth::ServiceKeys;
 use crate::metrics::Metrics;
-use crate::registry::Registry;
+use crate::registry::LiveConnections;
 use crate::session::SessionService;
 use crate::store::Store;
 use crate::tokens::AccessTokens;
@@ -21,9 +21,9 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub access: Arc<AccessTokens>,
     pub service_keys: Arc<ServiceKeys>,
-    pub registry: Arc<Registry>,
+    pub registry: Arc<LiveConnections>,
     pub gateway: Arc<Gateway>,
-    pub cluster: Arc<Cluster>,
+    pub fleet: Arc<Fleet>,
     pub metrics: Arc<Metrics>,
     /// Session counts for the operator endpoints, refreshed in the background.
     pub census: Arc<Census>,
@@ -33,7 +33,7 @@ impl AppState {
     /// The API views of sessions of one user, with their presence across the cluster.
     pub async fn views(&self, sessions: Vec<SessionRecord>) -> Vec<SessionView> {
         let Some(user) = sessions.first().map(|s| s.user_id.clone()) else { return Vec::new() };
-        let online = self.cluster.online_sessions(&user).await;
+        let online = self.fleet.online_sessions(&user).await;
         sessions
             .into_iter()
             .map(|s| {
@@ -45,7 +45,7 @@ impl AppState {
 
     /// The API view of one session, with its presence across the cluster.
     pub async fn view(&self, session: SessionRecord) -> SessionView {
-        let online = self.cluster.online_sessions(&session.user_id).await.contains(&session.id);
+        let online = self.fleet.online_sessions(&session.user_id).await.contains(&session.id);
         self.render(session, online)
     }
 

@@ -57,8 +57,8 @@ impl ServiceCaller {
         }
     }
 
-    pub fn context(&self, client: &Client) -> RequestContext {
-        client.context(Actor::Service(self.name.clone()))
+    pub fn context(&self, peer: &Peer) -> RequestContext {
+        peer.context(Actor::Service(self.name.clone()))
     }
 }
 
@@ -86,8 +86,8 @@ pub struct Player {
 }
 
 impl Player {
-    pub fn context(&self, client: &Client) -> RequestContext {
-        client.context(Actor::User(self.claims.sub.clone()))
+    pub fn context(&self, peer: &Peer) -> RequestContext {
+        peer.context(Actor::User(self.claims.sub.clone()))
     }
 }
 
@@ -103,18 +103,18 @@ impl FromRequestParts<AppState> for Player {
 
 /// Where a request came from: the peer address and the User-Agent.
 #[derive(Debug, Clone, Default)]
-pub struct Client {
+pub struct Peer {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
 }
 
-impl Client {
+impl Peer {
     pub fn context(&self, actor: Actor) -> RequestContext {
         RequestContext { actor, ip: self.ip.clone(), user_agent: self.user_agent.clone() }
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Client {
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {

@@ -1,14 +1,14 @@
 //! The REST API: one module per resource, merged here with the layers every route shares.
 
 pub mod auth;
-pub mod cluster;
 pub mod dto;
 pub mod extract;
 pub mod limits;
-pub mod metrics;
 pub mod openapi;
+pub mod operator;
 pub mod public;
 pub mod sessions;
+pub mod timing;
 pub mod user;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -41,21 +41,21 @@ pub fn router(state: AppState, options: &Options) -> Router {
         .merge(public::probes())
         .merge(crate::ws::router());
     if !options.ops_apart {
-        routes = routes.merge(cluster::router());
+        routes = routes.merge(operator::router());
     }
     layered(routes, state, options)
 }
 
 /// The operator endpoints alone (`OPS_LISTEN`): metrics, cluster stats and the probes.
 pub fn ops_router(state: AppState, options: &Options) -> Router {
-    layered(Router::new().merge(cluster::router()).merge(public::probes()), state, options)
+    layered(Router::new().merge(operator::router()).merge(public::probes()), state, options)
 }
 
 /// The layers every route shares: metrics, our error format for unrouted requests, the body
 /// limit and timeout, tracing.
 fn layered(routes: Router<AppState>, state: AppState, options: &Options) -> Router {
     routes
-        .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
+        .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), timing::track))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(options.max_body_bytes))

@@ -10,7 +10,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Header, ObjectBuilder, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
 
-use super::{cluster, dto, public, sessions, user};
+use super::{dto, operator, public, sessions, user};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,7 +21,7 @@ use super::{cluster, dto, public, sessions, user};
         sessions::create, sessions::read, sessions::update, sessions::delete, sessions::extend,
         sessions::revoke, sessions::list, sessions::audit, sessions::user_audit,
         user::refresh, user::validate, user::me, user::logout, user::logout_all,
-        public::jwks, public::healthz, public::readyz, public::openapi, cluster::stats, cluster::metrics,
+        public::jwks, public::healthz, public::readyz, public::openapi, operator::stats, operator::metrics,
     ),
     components(schemas(crate::error::Problem, dto::ListStatus)),
     modifiers(&Security, &MetadataSchema, &OptionalBodies, &Errors),

@@ -10,7 +10,7 @@ use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::auth::{Client, ServiceCaller};
+use super::auth::{Peer, ServiceCaller};
 use super::dto::*;
 use super::extract::{Json, OptionalJson, Path, Query};
 use crate::config::Scope;
@@ -40,7 +40,7 @@ pub fn router() -> Router<AppState> {
 pub async fn create(
     State(state): State<AppState>,
     caller: ServiceCaller,
-    client: Client,
+    peer: Peer,
     Json(body): Json<CreateSessionRequest>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Write)?;
@@ -51,7 +51,7 @@ pub async fn create(
         user_agent: body.user_agent,
         metadata: body.metadata,
     };
-    let issued = state.sessions.create(new, &caller.context(&client)).await?;
+    let issued = state.sessions.create(new, &caller.context(&peer)).await?;
     let body = CreatedSession {
         token_type: "Bearer",
         access_token: issued.access_token,
@@ -84,13 +84,13 @@ pub async fn read(
 pub async fn update(
     State(state): State<AppState>,
     caller: ServiceCaller,
-    client: Client,
+    peer: Peer,
     Path(id): Path<Uuid>,
     Json(body): Json<UpdateSessionRequest>,
 ) -> Result<Json<SessionView>, ApiError> {
     caller.require(Scope::Write)?;
     let update = SessionUpdate { device_name: body.device_name, metadata: body.metadata };
-    let session = state.sessions.update(id, update, &caller.context(&client)).await?;
+    let session = state.sessions.update(id, update, &caller.context(&peer)).await?;
     Ok(Json(state.view(session).await))
 }
 
@@ -101,11 +101,11 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     caller: ServiceCaller,
-    client: Client,
+    peer: Peer,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Scope::Write)?;
-    state.sessions.delete(id, &caller.context(&client)).await?;
+    state.sessions.delete(id, &caller.context(&peer)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -119,7 +119,7 @@ pub async fn delete(
 pub async fn extend(
     State(state): State<AppState>,
     caller: ServiceCaller,
-    client: Client,
+    peer: Peer,
     Path(id): Path<Uuid>,
     OptionalJson(body): OptionalJson<ExtendRequest>,
 ) -> Result<Json<SessionView>, ApiError> {
@@ -129,7 +129,7 @@ pub async fn extend(
         Some(s) if (1..=366 * 86_400).contains(&s) => Some(Duration::seconds(s)),
         Some(_) => return Err(ApiError::InvalidField("seconds: must be between 1 and 31622400".into())),
     };
-    let session = state.sessions.extend(id, by, &caller.context(&client)).await?;
+    let session = state.sessions.extend(id, by, &caller.context(&peer)).await?;
     Ok(Json(state.view(session).await))
 }
 
@@ -140,7 +140,7 @@ pub async fn extend(
 pub async fn revoke(
     State(state): State<AppState>,
     caller: ServiceCaller,
-    client: Client,
+    peer: Peer,
     Path(id): Path<Uuid>,
     OptionalJson(body): OptionalJson<RevokeRequest>,
 ) -> Result<Json<SessionView>, ApiError> {
@@ -152,7 +152,7 @@ pub async fn revoke(
     if !valid {
         return Err(ApiError::InvalidField("reason: must be 1-64 characters of a-z, 0-9 or _".into()));
     }
-    let session = state.sessions.revoke(id, &reason, &caller.context(&client)).await?;
+    let session = state.sessions.revoke(id, &reason, &caller.context(&peer)).await?;
     Ok(Json(state.view(session).await))
 }
 

@@ -8,7 +8,7 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use uuid::Uuid;
 
-use super::auth::{Client, Player};
+use super::auth::{Peer, Player};
 use super::dto::*;
 use super::extract::{Json, Path, Query};
 use crate::error::ApiError;
@@ -37,10 +37,10 @@ pub fn router() -> Router<AppState> {
     responses((status = 200, description = "The new token pair", body = Tokens), (status = 401, description = REFUSED)))]
 pub async fn refresh(
     State(state): State<AppState>,
-    client: Client,
+    peer: Peer,
     Json(body): Json<RefreshRequest>,
 ) -> Result<Response, ApiError> {
-    let issued = state.sessions.refresh(&body.refresh_token, &client.context(Actor::System)).await?;
+    let issued = state.sessions.refresh(&body.refresh_token, &peer.context(Actor::System)).await?;
     Ok(super::no_store(Json(Tokens::from(&issued))))
 }
 
@@ -49,10 +49,10 @@ pub async fn refresh(
     responses((status = 200, description = "The token is current", body = Validation), (status = 401, description = REFUSED)))]
 pub async fn validate(
     State(state): State<AppState>,
-    client: Client,
+    peer: Peer,
     Json(body): Json<RefreshRequest>,
 ) -> Result<Json<Validation>, ApiError> {
-    let session = state.sessions.validate_refresh(&body.refresh_token, &client.context(Actor::System)).await?;
+    let session = state.sessions.validate_refresh(&body.refresh_token, &peer.context(Actor::System)).await?;
     Ok(Json(Validation { valid: true, session: state.view(session).await }))
 }
 
@@ -78,10 +78,10 @@ pub async fn me(State(state): State<AppState>, player: Player) -> Result<Json<My
 pub async fn logout(
     State(state): State<AppState>,
     player: Player,
-    client: Client,
+    peer: Peer,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    state.sessions.logout(&player.claims, id, &player.context(&client)).await?;
+    state.sessions.logout(&player.claims, id, &player.context(&peer)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -91,7 +91,7 @@ pub async fn logout(
 pub async fn logout_all(
     State(state): State<AppState>,
     player: Player,
-    client: Client,
+    peer: Peer,
     Query(params): Query<LogoutAllParams>,
 ) -> Result<Json<LogoutAll>, ApiError> {
     let except_current = match params.except.as_deref() {
@@ -99,6 +99,6 @@ pub async fn logout_all(
         Some("current") => true,
         Some(_) => return Err(ApiError::InvalidField("except: the only accepted value is `current`".into())),
     };
-    let revoked = state.sessions.logout_all(&player.claims, except_current, &player.context(&client)).await?;
+    let revoked = state.sessions.logout_all(&player.claims, except_current, &player.context(&peer)).await?;
     Ok(Json(LogoutAll { revoked: revoked.len() }))
 }

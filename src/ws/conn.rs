@@ -14,7 +14,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 use super::codec::{Encoding, Inbound, Verdict};
 use super::Gateway;
 use crate::error::ApiError;
-use crate::registry::{Conn, Push};
+use crate::registry::{LiveConnection, Push};
 use crate::session::{Actor, RequestContext, SessionError, SessionRecord};
 use crate::tokens::{AccessClaims, RefreshToken};
 
@@ -262,7 +262,7 @@ where
 /// Unregisters the connection however the task ends.
 struct Registration<'a> {
     gw: &'a Gateway,
-    conn: Arc<Conn>,
+    conn: Arc<LiveConnection>,
 }
 
 impl Drop for Registration<'_> {
@@ -271,8 +271,8 @@ impl Drop for Registration<'_> {
         self.gw.release_seat();
         // The directory entry goes in the background; a node that dies leaves entries its
         // peers ignore once its liveness key lapses.
-        let (cluster, conn) = (self.gw.cluster.clone(), self.conn.clone());
-        self.gw.tasks.spawn(async move { cluster.disconnected(&conn).await });
+        let (fleet, conn) = (self.gw.fleet.clone(), self.conn.clone());
+        self.gw.tasks.spawn(async move { fleet.disconnected(&conn).await });
     }
 }
 
@@ -292,9 +292,9 @@ where
     // From here on the registration gives the seat back, however the connection ends.
     let conn = gw.registry.register(authed.session.id, &authed.session.user_id, exp_ms, now_ms, &gw.shutdown);
     let registration = Registration { gw, conn };
-    gw.cluster.connected(&registration.conn).await;
+    gw.fleet.connected(&registration.conn).await;
     // A revocation committed between the check above and the claim found no connection to tell:
-    // look once more now that pushes can reach us (src/cluster.rs explains why this suffices).
+    // look once more now that pushes can reach us (src/fleet.rs explains why this suffices).
     match gw.sessions.load(authed.session.id).await {
         Ok(Some(s)) if s.is_active(gw.sessions.now()) => {}
         Ok(Some(s)) => {
@@ -420,7 +420,7 @@ async fn on_message<S>(
     socket: &mut Socket<S>,
     inbound: &mut Inbound,
     gw: &Gateway,
-    conn: &Conn,
+    conn: &LiveConnection,
     ctx: &RequestContext,
     message: Message,
 ) -> ControlFlow<()>
@@ -458,7 +458,13 @@ where
 }
 
 /// Rotates the refresh token over the socket; only this connection's session may be refreshed.
-async fn refresh(gw: &Gateway, conn: &Conn, ctx: &RequestContext, id: Option<u64>, presented: &str) -> ServerFrame {
+async fn refresh(
+    gw: &Gateway,
+    conn: &LiveConnection,
+    ctx: &RequestContext,
+    id: Option<u64>,
+    presented: &str,
+) -> ServerFrame {
     let own = RefreshToken::parse(presented).is_some_and(|t| t.session_id == conn.session_id);
     if !own {
         return error_frame(id, "invalid_token", &ApiError::InvalidToken.to_string(), None);
@@ -540,7 +546,7 @@ mod tests {
             refresh: RefreshSecrets::new([0; 32], None),
             policy: Policy::default(),
             gateway: GatewayConfig::default(),
-            cluster: crate::cluster::ClusterConfig::default(),
+            fleet: crate::fleet::FleetConfig::default(),
         };
         let backends = crate::app::Backends::single_node(store, std::time::Duration::from_secs(3));
         let gw = crate::app::assemble(backends, wiring).gateway;

@@ -26,11 +26,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::cluster::Cluster;
 use crate::error::ApiError;
-use crate::http::auth::Client;
+use crate::fleet::Fleet;
+use crate::http::auth::Peer;
 use crate::metrics::Metrics;
-use crate::registry::{Deadlines, Registry};
+use crate::registry::{Deadlines, LiveConnections};
 use crate::session::SessionService;
 use crate::state::AppState;
 use crate::store::Store;
@@ -94,9 +94,9 @@ impl Default for GatewayConfig {
 /// The node's gateway: everything a connection needs besides its socket.
 pub struct Gateway {
     pub sessions: Arc<SessionService>,
-    pub registry: Arc<Registry>,
+    pub registry: Arc<LiveConnections>,
     /// Presence claims and cross-node replacement for new connections.
-    pub cluster: Arc<Cluster>,
+    pub fleet: Arc<Fleet>,
     pub metrics: Arc<Metrics>,
     pub config: GatewayConfig,
     /// Cancelled when the node starts draining; every connection's kill switch is a child.
@@ -124,15 +124,15 @@ impl Drop for OpenGuard<'_> {
 impl Gateway {
     pub fn new(
         sessions: Arc<SessionService>,
-        cluster: Arc<Cluster>,
+        fleet: Arc<Fleet>,
         metrics: Arc<Metrics>,
         config: GatewayConfig,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             sessions,
-            registry: cluster.registry().clone(),
-            cluster,
+            registry: fleet.registry().clone(),
+            fleet,
             metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -238,7 +238,7 @@ async fn upgrade(
     State(state): State<AppState>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     headers: HeaderMap,
-    client: Client,
+    peer: Peer,
 ) -> Response {
     let ws = match ws {
         Ok(ws) => ws,
@@ -260,6 +260,6 @@ async fn upgrade(
     let tasks = gw.tasks.clone();
     ws.on_upgrade(move |socket| {
         let socket = conn::Socket::new(socket, encoding, gw.config.write_timeout);
-        tasks.track_future(conn::serve(socket, gw, bearer, client.ip))
+        tasks.track_future(conn::serve(socket, gw, bearer, peer.ip))
     })
 }

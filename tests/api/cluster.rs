@@ -160,7 +160,7 @@ async fn cluster_stats_list_every_node_and_its_connections(backend: Backend) {
     assert_eq!(body["sessions"]["active"], 2);
     let nodes = body["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3, "{body}");
-    let of_b = nodes.iter().find(|n| n["id"] == b.state().cluster.node_id()).expect("B is listed");
+    let of_b = nodes.iter().find(|n| n["id"] == b.state().fleet.node_id()).expect("B is listed");
     assert_eq!(of_b["connections"], 2);
     assert_eq!(of_b["addr"], b.addr.to_string());
     // Reading needs a service key.

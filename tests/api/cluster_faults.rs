@@ -115,7 +115,7 @@ async fn a_session_revoked_while_redis_is_frozen_is_refused_everywhere_within_a_
     );
     // Both breakers open (A's at its failed invalidation, B's at its next heartbeat) before the thaw.
     let frozen = Instant::now();
-    while !(a.state().cluster.bus().health().open && b.state().cluster.bus().health().open) {
+    while !(a.state().fleet.bus().health().open && b.state().fleet.bus().health().open) {
         assert!(frozen.elapsed() < Duration::from_secs(5), "the breakers did not open");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -154,7 +154,7 @@ async fn a_session_revoked_by_a_node_cut_off_from_redis_is_refused_elsewhere_wit
     // Healed, B replays its invalidation and closes its breaker.
     proxy.set(Mode::Open);
     let healed = Instant::now();
-    while b.state().cluster.bus().health().open {
+    while b.state().fleet.bus().health().open {
         assert!(healed.elapsed() < Duration::from_secs(5), "B's breaker did not close after the heal");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -212,7 +212,7 @@ async fn while_redis_is_frozen_the_reconciliation_keeps_its_interval(backend: Ba
     .await;
     redis.freeze();
     let frozen = Instant::now();
-    while !app.state().cluster.bus().health().open {
+    while !app.state().fleet.bus().health().open {
         assert!(frozen.elapsed() < Duration::from_secs(5), "no beat noticed the freeze");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -253,7 +253,7 @@ async fn a_device_that_closed_while_redis_was_frozen_reads_offline_once_redis_is
     device.close().await;
     // A's release of the directory entry cannot reach Redis (its call times out, the breaker opens).
     let frozen = Instant::now();
-    while !a.state().cluster.bus().health().open {
+    while !a.state().fleet.bus().health().open {
         assert!(frozen.elapsed() < Duration::from_secs(5), "A's breaker did not open");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -17,7 +17,7 @@ use futures::{Sink, Stream, StreamExt};
 use session_client::proto::ws::{close, ServerFrame};
 use session_service::app::{assemble, Backends, Wiring};
 use session_service::clock::{Clock, ManualClock};
-use session_service::cluster::ClusterConfig;
+use session_service::fleet::FleetConfig;
 use session_service::session::{Actor, Device, NewSession, Policy, RequestContext};
 use session_service::tokens::{AccessTokens, RefreshSecrets, SigningKeyPair};
 use session_service::ws::codec::Encoding;
@@ -122,7 +122,7 @@ async fn gateway(config: GatewayConfig) -> Arc<Gateway> {
         refresh: RefreshSecrets::new([7; 32], None),
         policy: Policy::default(),
         gateway: config,
-        cluster: ClusterConfig::default(),
+        fleet: FleetConfig::default(),
     };
     assemble(Backends::single_node(store, Duration::from_secs(3)), wiring).gateway
 }

@@ -1,4 +1,4 @@
-//! Operators' views of the cluster: `GET /cluster/stats` (service API) and `GET /metrics`
+//! Operators' views of the fleet: `GET /cluster/stats` (service API) and `GET /metrics`
 //! (Prometheus text format, for the scraper; protect it by network policy like `/healthz`).
 
 use axum::extract::State;
@@ -68,7 +68,7 @@ pub async fn stats(State(state): State<AppState>, caller: ServiceCaller) -> Resu
     caller.require(Scope::Read)?;
     let sessions = SessionCounts::from(state.census.latest());
     let nodes: Vec<NodeStats> = state
-        .cluster
+        .fleet
         .nodes()
         .await
         .into_iter()
@@ -80,8 +80,8 @@ pub async fn stats(State(state): State<AppState>, caller: ServiceCaller) -> Resu
         })
         .collect();
     Ok(Json(ClusterStats {
-        bus: state.cluster.bus().kind(),
-        node: state.cluster.node_id().to_owned(),
+        bus: state.fleet.bus().kind(),
+        node: state.fleet.node_id().to_owned(),
         sessions,
         online_sessions: nodes.iter().map(|n| n.connections).sum(),
         nodes,

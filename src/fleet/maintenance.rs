@@ -12,10 +12,10 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Cluster, RECONCILE_BATCH};
+use super::{Fleet, RECONCILE_BATCH};
 use crate::bus::Liveness;
 
-impl Cluster {
+impl Fleet {
     /// Runs until `cancel`: the heartbeat and the reconciliation, side by side. Leaves the
     /// cluster on the way out.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {

@@ -1,10 +1,10 @@
-//! This node as a member of the cluster: it routes revocations to whichever node holds the
+//! This node as a member of the fleet: it routes revocations to whichever node holds the
 //! connection, receives the control messages addressed to it, keeps its presence entries and
 //! liveness key, and reconciles its live connections against the store (those two loops are in
 //! [`maintenance`]).
 //!
-//! Revocation path (docs/operations.md, "Several nodes"): the store commits, the cache is invalidated, then [`Cluster`]
-//! pushes to a local connection or looks the session up in the presence directory and sends a
+//! Revocation path (docs/operations.md, "Several nodes"): the store commits, the cache is
+//! invalidated, then [`Fleet`] pushes to a local connection or looks the session up in the presence directory and sends a
 //! `revoke` to its node. Connection path: register locally, claim the directory entry, then
 //! re-read the session. Either the revoker's lookup sees the claim (and sends to us) or our
 //! re-read comes after the revoker's invalidation (and sees the revocation): no connection
@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::bus::{now_ms, Bus, Control, Inbox, NodeInfo};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::registry::{Conn, Push, Registry};
+use crate::registry::{LiveConnection, LiveConnections, Push};
 use crate::session::{RevocationListener, SessionRecord};
 use crate::store::Store;
 
@@ -30,7 +30,7 @@ mod maintenance;
 
 /// How the node keeps in touch with the cluster.
 #[derive(Debug, Clone)]
-pub struct ClusterConfig {
+pub struct FleetConfig {
     /// How often the liveness key is renewed (and peers' liveness re-read). Must be well under
     /// the bus's liveness TTL.
     pub heartbeat_interval: Duration,
@@ -41,7 +41,7 @@ pub struct ClusterConfig {
     pub advertised_addr: String,
 }
 
-impl Default for ClusterConfig {
+impl Default for FleetConfig {
     fn default() -> Self {
         Self {
             heartbeat_interval: Duration::from_secs(1),
@@ -54,13 +54,13 @@ impl Default for ClusterConfig {
 /// Ids the reconciliation sends to the store per query.
 const RECONCILE_BATCH: usize = 1000;
 
-pub struct Cluster {
+pub struct Fleet {
     bus: Arc<dyn Bus>,
-    registry: Arc<Registry>,
+    registry: Arc<LiveConnections>,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
-    config: ClusterConfig,
+    config: FleetConfig,
     started_at_ms: i64,
     /// Wakes the maintenance loop for an immediate reconciliation (the bus came back).
     reconcile_now: Notify,
@@ -75,14 +75,14 @@ pub struct Cluster {
     releases: Mutex<HashSet<(Arc<str>, Uuid)>>,
 }
 
-impl Cluster {
+impl Fleet {
     pub fn new(
         bus: Arc<dyn Bus>,
-        registry: Arc<Registry>,
+        registry: Arc<LiveConnections>,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         clock: Arc<dyn Clock>,
-        config: ClusterConfig,
+        config: FleetConfig,
     ) -> Arc<Self> {
         Arc::new(Self {
             bus,
@@ -99,7 +99,7 @@ impl Cluster {
         })
     }
 
-    pub fn registry(&self) -> &Arc<Registry> {
+    pub fn registry(&self) -> &Arc<LiveConnections> {
         &self.registry
     }
 
@@ -111,7 +111,7 @@ impl Cluster {
         self.bus.node_id()
     }
 
-    /// Joins the cluster: subscribes to this node's channel and writes the first liveness key.
+    /// Joins the fleet: subscribes to this node's channel and writes the first liveness key.
     pub async fn join(self: &Arc<Self>) -> Result<(), crate::bus::BusError> {
         self.bus.subscribe(self.clone()).await?;
         self.bus.heartbeat(&self.info()).await?;
@@ -130,7 +130,7 @@ impl Cluster {
 
     /// A connection was registered here: claims its directory entry and closes an older
     /// connection of the same session on another node.
-    pub async fn connected(&self, conn: &Conn) {
+    pub async fn connected(&self, conn: &LiveConnection) {
         match self.bus.claim(&conn.user_id, conn.session_id).await {
             Ok(Some(previous)) => {
                 let msg = Control::Replace { session: conn.session_id, since_ms: conn.since_ms, sent_ms: now_ms() };
@@ -145,7 +145,7 @@ impl Cluster {
     }
 
     /// A connection ended here: drops its directory entry unless a newer one took it.
-    pub async fn disconnected(&self, conn: &Conn) {
+    pub async fn disconnected(&self, conn: &LiveConnection) {
         if self.registry.get(&conn.session_id).is_some() {
             return; // replaced by a newer connection on this node, which owns the entry
         }
@@ -225,7 +225,7 @@ impl Cluster {
 }
 
 #[async_trait]
-impl RevocationListener for Cluster {
+impl RevocationListener for Fleet {
     async fn revoked(&self, sessions: &[SessionRecord], reason: &str) {
         let reason: Arc<str> = Arc::from(reason);
         let mut by_user: HashMap<&str, Vec<Uuid>> = HashMap::new();
@@ -258,7 +258,7 @@ impl RevocationListener for Cluster {
     }
 }
 
-impl Inbox for Cluster {
+impl Inbox for Fleet {
     fn deliver(&self, msg: Control) {
         self.metrics.bus_received(msg.kind());
         self.metrics.bus_delivery((now_ms() - msg.sent_ms()).max(0) as f64 / 1000.0);
