@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::bus::memory::{MemoryBus, MemoryHub};
 use crate::bus::redis::{RedisBus, RedisOptions};
-use crate::bus::{Bus, SessionCache};
+use crate::bus::Bus;
 use crate::clock::Clock;
 use crate::config::{KeySource, Scope, ServiceKeySpec, Settings};
 use crate::fleet::{Fleet, FleetConfig};
@@ -23,9 +23,10 @@ use crate::http::auth::{hash_service_key, ServiceKeys};
 use crate::metrics::Metrics;
 use crate::registry::LiveConnections;
 use crate::server::{FileBudget, HttpConfig, Limits};
+use crate::session::cache::SessionCache;
+use crate::session::store::Store;
 use crate::session::{Policy, Ports, SessionService};
 use crate::state::AppState;
-use crate::store::Store;
 use crate::tokens::keys::{write_private, VerificationKey};
 use crate::tokens::{AccessTokens, RefreshSecrets, SigningKeyPair};
 use crate::ws::{Gateway, GatewayConfig};
@@ -89,7 +90,7 @@ pub fn assemble(backends: Backends, wiring: Wiring) -> Parts {
         clock: clock.clone(),
         access,
         listener: fleet.clone(),
-        metrics: metrics.clone(),
+        outcomes: metrics.clone(),
     };
     let sessions = Arc::new(SessionService::new(ports, refresh, policy));
     let gateway = Arc::new(Gateway::new(sessions.clone(), fleet.clone(), metrics.clone(), gateway, clock));
@@ -153,7 +154,6 @@ pub async fn build(mut settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Res
     let service_keys = Arc::new(ServiceKeys::new(&service_keys));
     let state = AppState {
         sessions: parts.sessions,
-        store,
         access,
         service_keys,
         registry: parts.fleet.registry().clone(),
@@ -221,15 +221,14 @@ impl App {
         tasks.spawn(sweep_loop(self.state.clone(), self.settings.sweep_interval, cancel.clone()));
         tasks.spawn(refusals_loop(self.state.sessions.clone(), cancel.clone()));
         let gateway = self.state.gateway.clone();
-        tasks.spawn(gateway.clone().run_sweeper(self.state.store.clone(), cancel.clone()));
+        tasks.spawn(gateway.clone().run_sweeper(cancel.clone()));
         tasks.spawn(self.state.fleet.clone().run(cancel.clone()));
         let census = self.state.census.clone();
-        let (store, clock) = (self.state.store.clone(), self.state.sessions.clock());
-        tasks.spawn(census.run(store, clock, self.settings.stats_refresh, cancel.clone()));
+        tasks.spawn(census.run(self.state.sessions.clone(), self.settings.stats_refresh, cancel.clone()));
         tracing::info!(
             addr = %self.local_addr(),
             ops = ?self.ops_addr(),
-            store = self.state.store.backend(),
+            store = self.state.sessions.backend(),
             bus = self.state.fleet.bus().kind(),
             node = self.state.fleet.node_id(),
             "listening"

@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+use crate::session::SessionService;
 use crate::session::SessionStatus;
-use crate::store::Store;
 
 /// Sessions per stored state, as of one count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,8 +40,8 @@ impl Census {
     }
 
     /// Counts the store now. A failure keeps the previous counts (and their time).
-    pub async fn refresh(&self, store: &dyn Store, now: DateTime<Utc>) {
-        match store.count_by_status().await {
+    pub async fn refresh(&self, sessions: &SessionService, now: DateTime<Utc>) {
+        match sessions.count_by_status().await {
             Ok(rows) => {
                 let mut counts = Counts { counted_at: Some(now), ..Counts::default() };
                 for (status, n) in rows {
@@ -53,24 +53,21 @@ impl Census {
                 }
                 *self.latest.write().unwrap_or_else(std::sync::PoisonError::into_inner) = counts;
             }
-            Err(e) => tracing::warn!(error = %e, "counting sessions failed; keeping the last counts"),
+            Err(e) => {
+                let error = &e as &dyn std::error::Error;
+                tracing::warn!(error, "counting sessions failed; keeping the last counts");
+            }
         }
     }
 
     /// Counts at once, then every `interval`, until `stop`.
-    pub async fn run(
-        self: Arc<Self>,
-        store: Arc<dyn Store>,
-        clock: Arc<dyn crate::clock::Clock>,
-        interval: Duration,
-        stop: CancellationToken,
-    ) {
+    pub async fn run(self: Arc<Self>, sessions: Arc<SessionService>, interval: Duration, stop: CancellationToken) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = ticker.tick() => self.refresh(store.as_ref(), clock.now()).await,
+                _ = ticker.tick() => self.refresh(&sessions, sessions.now()).await,
             }
         }
     }

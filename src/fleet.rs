@@ -21,10 +21,10 @@ use uuid::Uuid;
 
 use crate::bus::{now_ms, Bus, Control, Inbox, NodeInfo};
 use crate::clock::Clock;
-use crate::metrics::Metrics;
+use crate::metrics::{BusKind, BusOp, Metrics, PushKind};
 use crate::registry::{LiveConnection, LiveConnections, Push};
+use crate::session::store::Store;
 use crate::session::{RevocationListener, SessionRecord};
-use crate::store::Store;
 
 mod maintenance;
 
@@ -138,7 +138,7 @@ impl Fleet {
             }
             Ok(None) => {}
             Err(e) => {
-                self.metrics.bus_error("claim");
+                self.metrics.bus_error(BusOp::Claim);
                 tracing::debug!(error = %e, "presence claim failed; re-announced when the bus is back");
             }
         }
@@ -150,7 +150,7 @@ impl Fleet {
             return; // replaced by a newer connection on this node, which owns the entry
         }
         if let Err(e) = self.bus.release(&conn.user_id, conn.session_id).await {
-            self.metrics.bus_error("release");
+            self.metrics.bus_error(BusOp::Release);
             tracing::debug!(error = %e, "presence release failed; retried at the next good heartbeat");
             self.releases
                 .lock()
@@ -167,7 +167,7 @@ impl Fleet {
         for (user, session) in pending {
             if self.registry.get(&session).is_none() {
                 if let Err(e) = self.bus.release(&user, session).await {
-                    self.metrics.bus_error("release");
+                    self.metrics.bus_error(BusOp::Release);
                     tracing::debug!(error = %e, "presence release failed again; retrying next beat");
                     return;
                 }
@@ -183,7 +183,7 @@ impl Fleet {
         match self.bus.locate(user).await {
             Ok(found) => online.extend(found.into_keys()),
             Err(e) => {
-                self.metrics.bus_error("locate");
+                self.metrics.bus_error(BusOp::Locate);
                 tracing::debug!(error = %e, "presence lookup failed; answering for this node only");
             }
         }
@@ -195,7 +195,7 @@ impl Fleet {
         match self.bus.nodes().await {
             Ok(nodes) => nodes,
             Err(e) => {
-                self.metrics.bus_error("nodes");
+                self.metrics.bus_error(BusOp::Nodes);
                 tracing::debug!(error = %e, "cannot list nodes");
                 vec![self.info()]
             }
@@ -204,9 +204,9 @@ impl Fleet {
 
     async fn send(&self, node: &str, msg: &Control) {
         match self.bus.send(node, msg).await {
-            Ok(()) => self.metrics.bus_published(msg.kind()),
+            Ok(()) => self.metrics.bus_published(bus_kind(msg)),
             Err(e) => {
-                self.metrics.bus_error("publish");
+                self.metrics.bus_error(BusOp::Publish);
                 tracing::debug!(error = %e, node, "control message lost; reconciliation will catch up");
             }
         }
@@ -215,8 +215,8 @@ impl Fleet {
     fn push_local(&self, session: &Uuid, reason: &Arc<str>) -> bool {
         match self.registry.get(session) {
             Some(conn) => {
-                conn.push(Push::Revoked(reason.clone()));
-                self.metrics.push_sent("revoked");
+                let sent = conn.push(Push::Revoked(reason.clone()));
+                self.metrics.pushed(PushKind::Revoked, sent);
                 true
             }
             None => false,
@@ -239,7 +239,7 @@ impl RevocationListener for Fleet {
             let located = match self.bus.route(user).await {
                 Ok(located) => located,
                 Err(e) => {
-                    self.metrics.bus_error("locate");
+                    self.metrics.bus_error(BusOp::Locate);
                     tracing::debug!(error = %e, "cannot locate connections to revoke; reconciliation will");
                     continue;
                 }
@@ -260,7 +260,7 @@ impl RevocationListener for Fleet {
 
 impl Inbox for Fleet {
     fn deliver(&self, msg: Control) {
-        self.metrics.bus_received(msg.kind());
+        self.metrics.bus_received(bus_kind(&msg));
         self.metrics.bus_delivery((now_ms() - msg.sent_ms()).max(0) as f64 / 1000.0);
         match msg {
             Control::Revoke { sessions, reason, .. } => {
@@ -271,8 +271,8 @@ impl Inbox for Fleet {
             }
             Control::Replace { session, since_ms, .. } => {
                 if let Some(conn) = self.registry.get(&session).filter(|c| c.since_ms <= since_ms) {
-                    conn.push(Push::Replaced);
-                    self.metrics.push_sent("replaced");
+                    let sent = conn.push(Push::Replaced);
+                    self.metrics.pushed(PushKind::Replaced, sent);
                 }
             }
         }
@@ -280,5 +280,13 @@ impl Inbox for Fleet {
 
     fn resubscribed(&self) {
         self.reconcile_now.notify_one();
+    }
+}
+
+/// The metric label of a control message.
+fn bus_kind(msg: &Control) -> BusKind {
+    match msg {
+        Control::Revoke { .. } => BusKind::Revoke,
+        Control::Replace { .. } => BusKind::Replace,
     }
 }

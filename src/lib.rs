@@ -14,7 +14,6 @@
 //! - [`tokens`]: access tokens (EdDSA JWT, JWKS) and refresh tokens (derivation, hashing).
 //! - [`store`]: the `Store` trait and its Postgres and SQLite backends.
 //! - [`http`]: the REST API (service API, user API, public endpoints) and its OpenAPI document.
-//! - [`error`]: the API error type, rendered as RFC 9457 problem details.
 //! - [`ws`]: the real-time gateway (`GET /ws`): handshake, heartbeats, refresh, pushes, draining.
 //! - [`registry`]: the live connections this node holds (dashmap) and presence.
 //! - [`bus`]: the cross-node bus (Redis or in-process): control messages, the presence
@@ -29,7 +28,6 @@ pub mod bus;
 pub mod census;
 pub mod clock;
 pub mod config;
-pub mod error;
 pub mod fleet;
 pub mod http;
 pub mod metrics;

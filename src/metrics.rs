@@ -2,33 +2,106 @@
 //! layer, the session service, the gateway and the cluster, and rendered by `GET /metrics`.
 //!
 //! Every family is named `session_*`: the registry adds the prefix, counters get `_total` and
-//! histograms the `_seconds` unit. Label values are short static strings chosen by the callers,
-//! never user input, and the HTTP route is the router's pattern (`/sessions/{id}`), never the raw
-//! path, so each family keeps a small, fixed set of series.
+//! histograms the `_seconds` unit. Label values are enums ([`LabelValue`]), never user input,
+//! and the HTTP route is the router's pattern (`/sessions/{id}`), never the raw path, so each
+//! family keeps a small, fixed set of series. The domain reports through its own port
+//! ([`Outcomes`]), implemented here.
 
+use std::fmt::{self, Write as _};
+use std::hash::Hash;
 use std::sync::{Mutex, PoisonError};
 
 use prometheus_client::encoding::text::encode;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry, Unit};
 
+use crate::session::outcomes::{CacheOp, Outcomes, TokenCheck, TokenOutcome};
+
 /// Upper bounds, in seconds, of every latency histogram. Most requests and bus hops take a
 /// millisecond or two, so the resolution is at the fast end; anything slower than 2.5 s is an
 /// incident whatever its exact value, and lands in `+Inf`.
 const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
-// The label values the callers are known to use (see `LabelledCounter` for why they are listed).
-const REFRESH_OUTCOMES: &[&str] = &["rotate", "replay", "reuse", "forged", "rejected"];
-const VALIDATE_OUTCOMES: &[&str] = &["ok", "reuse", "forged", "rejected"];
-const PUSH_KINDS: &[&str] = &["revoked", "replaced", "token_expiring", "draining"];
-const BUS_KINDS: &[&str] = &["revoke", "replace"];
-const BUS_OPS: &[&str] =
-    &["publish", "claim", "release", "locate", "nodes", "heartbeat", "invalidate", "cache_get", "cache_fill"];
-const CACHE_RESULTS: &[&str] = &["hit", "miss"];
+/// The values of one label: an enum whose every value is known at start-up.
+pub trait LabelValue: EncodeLabelValue + Copy + Eq + Hash + fmt::Debug + Send + Sync + 'static {
+    fn as_str(self) -> &'static str;
+}
+
+/// Declares a label enum with its exposition text.
+macro_rules! label_values {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+        }
+
+        impl LabelValue for $name {
+            fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+        }
+
+        impl EncodeLabelValue for $name {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> fmt::Result {
+                encoder.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+label_values!(
+    /// A push to a client.
+    PushKind { Revoked => "revoked", Replaced => "replaced", TokenExpiring => "token_expiring", Draining => "draining" }
+);
+label_values!(
+    /// A control message between nodes.
+    BusKind { Revoke => "revoke", Replace => "replace" }
+);
+label_values!(
+    /// A bus operation that can fail.
+    BusOp {
+        Publish => "publish",
+        Claim => "claim",
+        Release => "release",
+        Locate => "locate",
+        Nodes => "nodes",
+        Heartbeat => "heartbeat",
+        Invalidate => "invalidate",
+        CacheGet => "cache_get",
+        CacheFill => "cache_fill",
+    }
+);
+label_values!(
+    /// A session-cache lookup's result.
+    CacheResult { Hit => "hit", Miss => "miss" }
+);
+
+impl LabelValue for TokenOutcome {
+    fn as_str(self) -> &'static str {
+        TokenOutcome::as_str(self)
+    }
+}
+
+impl EncodeLabelValue for TokenOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> fmt::Result {
+        encoder.write_str(TokenOutcome::as_str(*self))
+    }
+}
+
+/// The outcomes a refresh can have (a validation's `ok` never is one).
+const REFRESH_OUTCOMES: &[TokenOutcome] =
+    &[TokenOutcome::Rotate, TokenOutcome::Replay, TokenOutcome::Reuse, TokenOutcome::Forged, TokenOutcome::Rejected];
+/// The outcomes a validation can have (it never rotates or replays).
+const VALIDATE_OUTCOMES: &[TokenOutcome] =
+    &[TokenOutcome::Ok, TokenOutcome::Reuse, TokenOutcome::Forged, TokenOutcome::Rejected];
 
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
@@ -53,30 +126,37 @@ struct HttpLabels {
     status: u16,
 }
 
-/// A counter family with one label. The values the callers are known to use get their handle at
+/// A counter family with one typed label. The values the family can take get their handle at
 /// start-up, which buys two things: recording one is a single atomic add (no lock, hash or
 /// allocation), and its series reads 0 from the first scrape instead of appearing on first use,
-/// which `rate()` and alerts would miss. Any other value still counts, through the family.
+/// which `rate()` and alerts would miss. A value outside that set (which the callers' types
+/// should make impossible) still counts, through the family.
 #[derive(Debug)]
-struct LabelledCounter {
-    family: Family<[(&'static str, String); 1], Counter>,
+struct LabelledCounter<L: LabelValue> {
+    family: Family<[(&'static str, L); 1], Counter>,
     label: &'static str,
-    known: Vec<(&'static str, Counter)>,
+    known: Vec<(L, Counter)>,
 }
 
-impl LabelledCounter {
-    fn new(registry: &mut Registry, name: &str, help: &str, label: &'static str, known: &[&'static str]) -> Self {
-        let family = Family::<[(&'static str, String); 1], Counter>::default();
+impl<L: LabelValue> LabelledCounter<L> {
+    fn new(registry: &mut Registry, name: &str, help: &str, label: &'static str, values: &[L]) -> Self {
+        let family = Family::<[(&'static str, L); 1], Counter>::default();
         registry.register(name, help, family.clone());
-        let known =
-            known.iter().map(|&value| (value, family.get_or_create(&[(label, value.to_owned())]).clone())).collect();
+        let known = values.iter().map(|&value| (value, family.get_or_create(&[(label, value)]).clone())).collect();
         Self { family, label, known }
     }
 
-    fn inc(&self, value: &str) {
+    fn inc(&self, value: L) {
+        self.inc_by(value, 1);
+    }
+
+    fn inc_by(&self, value: L, n: u64) {
+        if n == 0 {
+            return;
+        }
         match self.known.iter().find(|(known, _)| *known == value) {
-            Some((_, counter)) => counter.inc(),
-            None => self.family.get_or_create(&[(self.label, value.to_owned())]).inc(),
+            Some((_, counter)) => counter.inc_by(n),
+            None => self.family.get_or_create(&[(self.label, value)]).inc_by(n),
         };
     }
 }
@@ -104,15 +184,15 @@ pub struct ListenerMetrics {
 pub struct Metrics {
     registry: Registry,
     http: Family<HttpLabels, Histogram, fn() -> Histogram>,
-    refresh: LabelledCounter,
-    validate: LabelledCounter,
-    pushes_sent: LabelledCounter,
-    pushes_failed: LabelledCounter,
-    bus_published: LabelledCounter,
-    bus_received: LabelledCounter,
-    bus_errors: LabelledCounter,
+    refresh: LabelledCounter<TokenOutcome>,
+    validate: LabelledCounter<TokenOutcome>,
+    pushes_sent: LabelledCounter<PushKind>,
+    pushes_failed: LabelledCounter<PushKind>,
+    bus_published: LabelledCounter<BusKind>,
+    bus_received: LabelledCounter<BusKind>,
+    bus_errors: LabelledCounter<BusOp>,
     bus_delivery: Histogram,
-    cache: LabelledCounter,
+    cache: LabelledCounter<CacheResult>,
     ws_auth: Histogram,
     reconciliation_closed: Counter,
     reconciliation_runs: Counter,
@@ -145,13 +225,13 @@ impl Metrics {
             http: registered_seconds(r, "http_request_duration", help, http),
             refresh: LabelledCounter::new(r, "refresh", "Refresh attempts", "outcome", REFRESH_OUTCOMES),
             validate: LabelledCounter::new(r, "validate", "Refresh-token validations", "outcome", VALIDATE_OUTCOMES),
-            pushes_sent: LabelledCounter::new(r, "pushes_sent", "Pushes sent to clients", "kind", PUSH_KINDS),
-            pushes_failed: LabelledCounter::new(r, "pushes_failed", "Pushes that failed", "kind", PUSH_KINDS),
-            bus_published: LabelledCounter::new(r, "bus_published", "Messages sent to nodes", "kind", BUS_KINDS),
-            bus_received: LabelledCounter::new(r, "bus_received", "Messages from nodes", "kind", BUS_KINDS),
-            bus_errors: LabelledCounter::new(r, "bus_errors", "Failed bus operations", "op", BUS_OPS),
+            pushes_sent: LabelledCounter::new(r, "pushes_sent", "Pushes sent to clients", "kind", PushKind::ALL),
+            pushes_failed: LabelledCounter::new(r, "pushes_failed", "Pushes that failed", "kind", PushKind::ALL),
+            bus_published: LabelledCounter::new(r, "bus_published", "Messages sent to nodes", "kind", BusKind::ALL),
+            bus_received: LabelledCounter::new(r, "bus_received", "Messages from nodes", "kind", BusKind::ALL),
+            bus_errors: LabelledCounter::new(r, "bus_errors", "Failed bus operations", "op", BusOp::ALL),
             bus_delivery: registered_seconds(r, "bus_delivery", "Cross-node message latency", latency_histogram()),
-            cache: LabelledCounter::new(r, "cache_lookups", "Session cache lookups", "result", CACHE_RESULTS),
+            cache: LabelledCounter::new(r, "cache_lookups", "Session cache lookups", "result", CacheResult::ALL),
             ws_auth: registered_seconds(r, "ws_auth_duration", "WebSocket authentication time", latency_histogram()),
             reconciliation_closed: registered(r, "reconciliation_closed", "Connections closed", Counter::default()),
             reconciliation_runs: registered(r, "reconciliation_runs", "Reconciliation passes", Counter::default()),
@@ -204,49 +284,50 @@ impl Metrics {
         self.http.get_or_create(&labels).observe(seconds);
     }
 
-    /// Counts a refresh attempt: `rotate`, `replay`, `reuse`, `forged` or `rejected`.
-    pub fn refresh(&self, outcome: &str) {
-        self.refresh.inc(outcome);
-    }
-
-    /// Counts a refresh-token validation: `ok`, `reuse`, `forged` or `rejected`.
-    pub fn validate(&self, outcome: &str) {
-        self.validate.inc(outcome);
-    }
-
-    /// Counts a push sent to a client: `revoked`, `replaced`, `token_expiring`, `draining`.
-    pub fn push_sent(&self, kind: &str) {
+    /// Counts a push handed to a client's connection.
+    pub fn push_sent(&self, kind: PushKind) {
         self.pushes_sent.inc(kind);
     }
 
-    /// Counts a push that could not be sent, by the same kinds.
-    pub fn push_failed(&self, kind: &str) {
+    /// Counts a push that could not be handed over (the connection's queue was full, or the
+    /// socket failed).
+    pub fn push_failed(&self, kind: PushKind) {
         self.pushes_failed.inc(kind);
     }
 
+    /// Counts pushes of one kind: `sent` handed over, `failed` not.
+    pub fn pushes(&self, kind: PushKind, sent: u64, failed: u64) {
+        self.pushes_sent.inc_by(kind, sent);
+        self.pushes_failed.inc_by(kind, failed);
+    }
+
+    /// Counts a push by whether it was handed over.
+    pub fn pushed(&self, kind: PushKind, sent: bool) {
+        if sent {
+            self.push_sent(kind);
+        } else {
+            self.push_failed(kind);
+        }
+    }
+
     /// Counts a message published to other nodes, by message kind.
-    pub fn bus_published(&self, kind: &str) {
+    pub fn bus_published(&self, kind: BusKind) {
         self.bus_published.inc(kind);
     }
 
     /// Counts a message received from another node, by message kind.
-    pub fn bus_received(&self, kind: &str) {
+    pub fn bus_received(&self, kind: BusKind) {
         self.bus_received.inc(kind);
     }
 
-    /// Counts a failed bus operation, by operation (`publish`, `claim`, `heartbeat`, ...).
-    pub fn bus_error(&self, op: &str) {
+    /// Counts a failed bus operation.
+    pub fn bus_error(&self, op: BusOp) {
         self.bus_errors.inc(op);
     }
 
     /// Records how long a cross-node message took from publish to receipt.
     pub fn bus_delivery(&self, seconds: f64) {
         self.bus_delivery.observe(seconds);
-    }
-
-    /// Counts a session cache lookup as a hit or a miss.
-    pub fn cache(&self, hit: bool) {
-        self.cache.inc(if hit { "hit" } else { "miss" });
     }
 
     /// Records how long a WebSocket connection took to authenticate.
@@ -287,11 +368,6 @@ impl Metrics {
         self.ws_pending_evicted.inc();
     }
 
-    /// Counts a refusal that found no room among the aggregated audit windows.
-    pub fn audit_untracked(&self) {
-        self.audit_untracked.inc();
-    }
-
     /// Copies the bus breaker's state and its counts since start (the bus keeps them; they are
     /// brought here at every heartbeat).
     pub fn set_bus_breaker(&self, open: bool, trips: u64, short_circuited: u64) {
@@ -325,6 +401,32 @@ impl Metrics {
     }
 }
 
+/// The domain's outcomes, counted.
+impl Outcomes for Metrics {
+    fn token_checked(&self, check: TokenCheck, outcome: TokenOutcome) {
+        match check {
+            TokenCheck::Refresh => self.refresh.inc(outcome),
+            TokenCheck::Validate => self.validate.inc(outcome),
+        }
+    }
+
+    fn cache_read(&self, hit: bool) {
+        self.cache.inc(if hit { CacheResult::Hit } else { CacheResult::Miss });
+    }
+
+    fn cache_failed(&self, op: CacheOp) {
+        self.bus_error(match op {
+            CacheOp::Get => BusOp::CacheGet,
+            CacheOp::Fill => BusOp::CacheFill,
+            CacheOp::Invalidate => BusOp::Invalidate,
+        });
+    }
+
+    fn refusal_untracked(&self) {
+        self.audit_untracked.inc();
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -350,9 +452,9 @@ mod tests {
     #[test]
     fn refresh_outcomes_are_counted_separately() {
         let m = Metrics::new();
-        m.refresh("rotate");
-        m.refresh("rotate");
-        m.refresh("reuse");
+        m.token_checked(TokenCheck::Refresh, TokenOutcome::Rotate);
+        m.token_checked(TokenCheck::Refresh, TokenOutcome::Rotate);
+        m.token_checked(TokenCheck::Refresh, TokenOutcome::Reuse);
         let text = m.encode(&[]);
         assert_line(&text, r#"session_refresh_total{outcome="rotate"} 2"#);
         assert_line(&text, r#"session_refresh_total{outcome="reuse"} 1"#);
@@ -360,34 +462,42 @@ mod tests {
     }
 
     #[test]
-    fn a_label_value_nobody_listed_is_still_counted() {
-        let m = Metrics::new();
-        m.validate("ok");
-        m.validate("expired");
-        m.validate("expired");
-        let text = m.encode(&[]);
-        assert_line(&text, r#"session_validate_total{outcome="ok"} 1"#);
-        assert_line(&text, r#"session_validate_total{outcome="expired"} 2"#);
+    fn a_family_shows_only_the_series_its_callers_can_move() {
+        let text = Metrics::new().encode(&[]);
+        assert_line(&text, r#"session_validate_total{outcome="ok"} 0"#);
+        assert!(!text.contains(r#"session_validate_total{outcome="rotate"}"#), "a validation never rotates:\n{text}");
+        assert!(!text.contains(r#"session_refresh_total{outcome="ok"}"#), "a refresh is never just ok:\n{text}");
+        for kind in PushKind::ALL {
+            assert_line(&text, &format!(r#"session_pushes_sent_total{{kind="{}"}} 0"#, kind.as_str()));
+            assert_line(&text, &format!(r#"session_pushes_failed_total{{kind="{}"}} 0"#, kind.as_str()));
+        }
     }
 
     #[test]
     fn pushes_bus_traffic_and_cache_lookups_are_counted_by_label() {
         let m = Metrics::new();
-        m.push_sent("revoked");
-        m.push_failed("draining");
-        m.bus_published("revoke");
-        m.bus_received("replace");
-        m.bus_error("heartbeat");
-        m.cache(true);
-        m.cache(true);
-        m.cache(false);
+        m.push_sent(PushKind::Revoked);
+        m.push_failed(PushKind::Draining);
+        m.pushes(PushKind::TokenExpiring, 3, 1);
+        m.pushed(PushKind::Replaced, false);
+        m.bus_published(BusKind::Revoke);
+        m.bus_received(BusKind::Replace);
+        m.bus_error(BusOp::Heartbeat);
+        m.cache_failed(CacheOp::Fill);
+        m.cache_read(true);
+        m.cache_read(true);
+        m.cache_read(false);
         let text = m.encode(&[]);
         assert_line(&text, r#"session_pushes_sent_total{kind="revoked"} 1"#);
         assert_line(&text, r#"session_pushes_failed_total{kind="draining"} 1"#);
         assert_line(&text, r#"session_pushes_failed_total{kind="revoked"} 0"#);
+        assert_line(&text, r#"session_pushes_sent_total{kind="token_expiring"} 3"#);
+        assert_line(&text, r#"session_pushes_failed_total{kind="token_expiring"} 1"#);
+        assert_line(&text, r#"session_pushes_failed_total{kind="replaced"} 1"#);
         assert_line(&text, r#"session_bus_published_total{kind="revoke"} 1"#);
         assert_line(&text, r#"session_bus_received_total{kind="replace"} 1"#);
         assert_line(&text, r#"session_bus_errors_total{op="heartbeat"} 1"#);
+        assert_line(&text, r#"session_bus_errors_total{op="cache_fill"} 1"#);
         assert_line(&text, r#"session_cache_lookups_total{result="hit"} 2"#);
         assert_line(&text, r#"session_cache_lookups_total{result="miss"} 1"#);
     }

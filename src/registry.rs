@@ -77,18 +77,21 @@ impl LiveConnection {
         self.warned.store(false, Ordering::Relaxed);
     }
 
-    /// Queues a push without waiting. A full queue kills the connection (slow consumer).
-    pub fn push(&self, push: Push) {
+    /// Queues a push without waiting; `false` if it could not be queued. A full queue kills the
+    /// connection (slow consumer).
+    #[must_use = "a push that was not queued is counted as failed"]
+    pub fn push(&self, push: Push) -> bool {
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         if queue.len() >= PUSH_QUEUE {
             drop(queue);
             tracing::info!(session.id = %self.session_id, "push queue full: dropping slow connection");
             self.kill.cancel();
-            return;
+            return false;
         }
         queue.push_back(push);
         drop(queue);
         self.wake.notify_one();
+        true
     }
 
     /// The next push, without waiting.
@@ -105,6 +108,15 @@ impl LiveConnection {
             self.wake.notified().await;
         }
     }
+}
+
+/// What one sweep did, for the push counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// `token_expiring` warnings queued.
+    pub warned: u64,
+    /// Warnings that could not be queued (the connection's queue was full).
+    pub warnings_failed: u64,
 }
 
 /// Deadlines the sweep enforces.
@@ -162,7 +174,10 @@ impl LiveConnections {
         // The map's entry guard is dropped at the end of the statement, before the push.
         let previous = self.conns.insert(session_id, conn.clone());
         match previous {
-            Some(old) => old.push(Push::Replaced),
+            // Not queued means the old connection was already being dropped: the outcome sought.
+            Some(old) => {
+                let _queued = old.push(Push::Replaced);
+            }
             None => self.by_user.entry(conn.user_id.clone()).or_default().push(session_id),
         }
         conn
@@ -200,20 +215,28 @@ impl LiveConnections {
     }
 
     /// One pass over every connection: heartbeat timeouts, token warnings and token expiry.
-    pub fn sweep(&self, now_ms: i64, d: &Deadlines) {
+    /// A timeout or expiry that cannot be queued has killed the connection, which is its point;
+    /// the `token_expiring` warnings are counted for the caller.
+    pub fn sweep(&self, now_ms: i64, d: &Deadlines) -> Swept {
+        let mut swept = Swept::default();
         for entry in self.conns.iter() {
             let conn = entry.value();
             if now_ms - conn.last_seen_ms() > d.heartbeat_timeout_ms {
-                conn.push(Push::HeartbeatTimeout);
+                let _queued = conn.push(Push::HeartbeatTimeout);
                 continue;
             }
             let exp = conn.access_exp_ms.load(Ordering::Relaxed);
             if now_ms >= exp + d.token_grace_ms {
-                conn.push(Push::TokenExpired);
+                let _queued = conn.push(Push::TokenExpired);
             } else if now_ms >= exp - d.token_warning_ms && !conn.warned.swap(true, Ordering::Relaxed) {
-                conn.push(Push::TokenExpiring(exp));
+                if conn.push(Push::TokenExpiring(exp)) {
+                    swept.warned += 1;
+                } else {
+                    swept.warnings_failed += 1;
+                }
             }
         }
+        swept
     }
 
     /// Puts back activity a failed flush could not write, for the next flush (writing a time
@@ -271,7 +294,7 @@ mod tests {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let ca = r.register(a, "u", 1_000_000, 0, &root);
         let cb = r.register(b, "u", 1_000_000, 0, &root);
-        r.get(&a).unwrap().push(Push::Revoked(Arc::from("logout")));
+        assert!(r.get(&a).unwrap().push(Push::Revoked(Arc::from("logout"))));
         assert_eq!(ca.try_next_push(), Some(Push::Revoked(Arc::from("logout"))));
         assert!(cb.try_next_push().is_none());
     }
@@ -281,10 +304,10 @@ mod tests {
         let (r, root) = registry();
         let conn = r.register(Uuid::new_v4(), "u", 1_000_000, 0, &root);
         for _ in 0..PUSH_QUEUE {
-            conn.push(Push::HeartbeatTimeout);
+            assert!(conn.push(Push::HeartbeatTimeout));
         }
         assert!(!conn.kill.is_cancelled());
-        conn.push(Push::HeartbeatTimeout);
+        assert!(!conn.push(Push::HeartbeatTimeout), "a push beyond the queue is refused");
         assert!(conn.kill.is_cancelled());
     }
 

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use dashmap::DashMap;
 use uuid::Uuid;
 
-use super::{Bus, BusError, Cached, Control, Inbox, Liveness, NodeInfo, SessionCache, Ticket};
+use super::{Bus, BusError, Control, Inbox, Liveness, NodeInfo};
+use crate::session::cache::{CacheError, Cached, SessionCache, Ticket};
 use crate::session::SessionRecord;
 
 /// Cache entries kept at most; past that, reads still work (from the store) but are not cached.
@@ -173,7 +174,7 @@ impl Bus for MemoryBus {
 
 #[async_trait]
 impl SessionCache for MemoryBus {
-    async fn get(&self, id: Uuid) -> Result<Cached, BusError> {
+    async fn get(&self, id: Uuid) -> Result<Cached, CacheError> {
         Ok(match self.hub.cache.get(&id) {
             Some(e) => match &e.record {
                 Some(r) => Cached::Hit(Box::new(r.clone())),
@@ -183,7 +184,7 @@ impl SessionCache for MemoryBus {
         })
     }
 
-    async fn fill(&self, ticket: Ticket, record: &SessionRecord) -> Result<(), BusError> {
+    async fn fill(&self, ticket: Ticket, record: &SessionRecord) -> Result<(), CacheError> {
         if ticket.issued.elapsed() >= TOMBSTONE_TTL {
             return Ok(()); // the counter it saw may have been purged and counted again from 0
         }
@@ -201,7 +202,7 @@ impl SessionCache for MemoryBus {
         Ok(())
     }
 
-    async fn invalidate(&self, ids: &[Uuid]) -> Result<(), BusError> {
+    async fn invalidate(&self, ids: &[Uuid]) -> Result<(), CacheError> {
         for id in ids {
             let mut entry =
                 self.hub.cache.entry(*id).or_insert(CacheEntry { version: 0, record: None, touched: Instant::now() });

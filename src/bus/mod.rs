@@ -16,22 +16,45 @@ pub mod redis;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::session::cache::CacheError;
 use crate::session::SessionRecord;
 
+/// The underlying failure of a bus operation, kept as the error's `source()`.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Cloneable (a failed call may be reported to several waiters), so causes are shared.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BusError {
     /// Redis cannot be reached, did not answer within the timeout, or is known to be down (the
     /// breaker is open and it was not asked). Callers degrade (the store is the truth).
-    #[error("bus unavailable: {0}")]
-    Unavailable(String),
-    #[error("bus error: {0}")]
-    Backend(String),
+    #[error("bus unavailable")]
+    Unavailable(#[source] Cause),
+    #[error("bus error")]
+    Backend(#[source] Cause),
+}
+
+impl BusError {
+    /// [`BusError::Unavailable`] with `cause` as its source.
+    pub fn unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self::Unavailable(Arc::from(cause.into()))
+    }
+
+    /// [`BusError::Backend`] with `cause` as its source.
+    pub fn backend(cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self::Backend(Arc::from(cause.into()))
+    }
+}
+
+/// The domain's cache port sees bus failures as cache failures, the bus error as their source.
+impl From<BusError> for CacheError {
+    fn from(e: BusError) -> Self {
+        CacheError(Box::new(e))
+    }
 }
 
 /// A message for the node holding some connections. Serialized as JSON on Redis.
@@ -45,13 +68,6 @@ pub enum Control {
 }
 
 impl Control {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Revoke { .. } => "revoke",
-            Self::Replace { .. } => "replace",
-        }
-    }
-
     pub fn sent_ms(&self) -> i64 {
         match self {
             Self::Revoke { sent_ms, .. } | Self::Replace { sent_ms, .. } => *sent_ms,
@@ -146,47 +162,6 @@ pub trait Bus: Send + Sync + 'static {
     fn health(&self) -> BusHealth {
         BusHealth::default()
     }
-}
-
-/// A cache read: the record, or a ticket that lets the reader fill the cache after reading the
-/// store, unless the session changed in between.
-#[derive(Debug, Clone)]
-pub enum Cached {
-    Hit(Box<SessionRecord>),
-    Miss(Ticket),
-}
-
-/// The session's invalidation counter as seen at a miss. A fill succeeds only if the counter has
-/// not moved since, so a reader that raced with a writer never caches what the writer replaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ticket {
-    pub session: Uuid,
-    pub version: u64,
-    /// When the miss was read. A counter lapses some time after its last change and reads 0
-    /// again; a bus refuses a fill from a ticket older than that, which a reader stalled for that
-    /// long could otherwise pass with a record from before the change.
-    pub issued: Instant,
-}
-
-impl Ticket {
-    /// A ticket for `version` of `session`, issued now.
-    pub fn new(session: Uuid, version: u64) -> Self {
-        Self { session, version, issued: Instant::now() }
-    }
-}
-
-/// The session state that WebSocket auth, user-API auth and validate read instead of the store.
-/// Writers invalidate after their commit and before they answer, so once the call that revoked a
-/// session has returned no reader anywhere accepts it, provided the writer reached the cache. If
-/// it did not, the writer keeps the invalidation and replays it as soon as it can, never reads
-/// the entry itself meanwhile, and other readers may serve the old record until the replay or
-/// until the entry's maximum age (set by the fill, never extended by reads), whichever is first.
-#[async_trait]
-pub trait SessionCache: Send + Sync + 'static {
-    async fn get(&self, id: Uuid) -> Result<Cached, BusError>;
-    async fn fill(&self, ticket: Ticket, record: &SessionRecord) -> Result<(), BusError>;
-    /// Drops the cached state of `ids` and bumps their counters.
-    async fn invalidate(&self, ids: &[Uuid]) -> Result<(), BusError>;
 }
 
 /// The cached form of a record, versioned so a node of another release reads a miss, not garbage.

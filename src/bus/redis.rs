@@ -245,7 +245,7 @@ impl Bus for RedisBus {
     }
 
     async fn send(&self, node: &str, msg: &Control) -> Result<(), BusError> {
-        let payload = serde_json::to_vec(msg).map_err(|e| BusError::Backend(e.to_string()))?;
+        let payload = serde_json::to_vec(msg).map_err(BusError::backend)?;
         let verb = if self.target.is_cluster() { "SPUBLISH" } else { "PUBLISH" };
         let publish = redis::cmd(verb).arg(self.channel(node)).arg(payload).clone();
         self.control.query::<i64>(Caller::Request, &publish).await.map(|_| ())
@@ -280,7 +280,7 @@ impl Bus for RedisBus {
     /// Also the breaker's probe: renewing the liveness key is asked whatever the breaker says,
     /// and once it is answered the pending invalidations go out before the breaker closes.
     async fn heartbeat(&self, info: &NodeInfo) -> Result<Liveness, BusError> {
-        let value = serde_json::to_string(info).map_err(|e| BusError::Backend(e.to_string()))?;
+        let value = serde_json::to_string(info).map_err(BusError::backend)?;
         let ttl = Self::ms(self.options.liveness_ttl);
         let renew = redis::cmd("SET").arg(self.node_key(&self.node)).arg(value).arg("PX").arg(ttl).arg("GET").clone();
         let previous: Option<String> = self.data.probe(&renew).await?;

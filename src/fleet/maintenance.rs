@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::{Fleet, RECONCILE_BATCH};
 use crate::bus::Liveness;
+use crate::metrics::BusOp;
 
 impl Fleet {
     /// Runs until `cancel`: the heartbeat and the reconciliation, side by side. Leaves the
@@ -64,7 +65,7 @@ impl Fleet {
                     let entries: Vec<(Arc<str>, Uuid)> =
                         self.registry.all().iter().map(|c| (c.user_id.clone(), c.session_id)).collect();
                     if let Err(e) = self.bus.claim_all(&entries).await {
-                        self.metrics.bus_error("claim");
+                        self.metrics.bus_error(BusOp::Claim);
                         tracing::warn!(error = %e, "re-announcing presence failed; retrying next beat");
                         self.degraded.store(true, Ordering::Relaxed);
                     }
@@ -72,7 +73,7 @@ impl Fleet {
                 }
             }
             Err(e) => {
-                self.metrics.bus_error("heartbeat");
+                self.metrics.bus_error(BusOp::Heartbeat);
                 self.metrics.set_bus_connected(false);
                 if !self.degraded.swap(true, Ordering::Relaxed) {
                     tracing::warn!(error = %e, "bus unreachable; REST keeps working, pushes wait for reconciliation");

@@ -10,7 +10,7 @@ use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Scope, ServiceKeySpec};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::session::{Actor, RequestContext, SessionRecord};
 use crate::state::AppState;
 use crate::tokens::AccessClaims;

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::error::{plain_words, ApiError};
+use crate::http::error::{plain_words, ApiError};
 
 /// JSON body; a body that is not a JSON object, unknown fields, wrong types, oversized or stalled
 /// bodies answer problem+json.

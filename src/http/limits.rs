@@ -9,7 +9,7 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// Longest request target (path and query, or an absolute-form URI) served.
 pub const MAX_URI_BYTES: usize = 8 * 1024;

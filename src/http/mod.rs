@@ -2,7 +2,9 @@
 
 pub mod auth;
 pub mod dto;
+pub mod error;
 pub mod extract;
+pub mod gateway;
 pub mod limits;
 pub mod openapi;
 pub mod operator;
@@ -10,6 +12,7 @@ pub mod public;
 pub mod sessions;
 pub mod timing;
 pub mod user;
+pub mod views;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::header::{HeaderValue, CACHE_CONTROL};
@@ -18,8 +21,8 @@ use axum::Router;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::error::ApiError;
 use crate::state::AppState;
+use error::ApiError;
 
 /// How the routers are layered.
 #[derive(Debug, Clone)]
@@ -39,7 +42,7 @@ pub fn router(state: AppState, options: &Options) -> Router {
         .merge(user::router())
         .merge(public::router())
         .merge(public::probes())
-        .merge(crate::ws::router());
+        .merge(gateway::router());
     if !options.ops_apart {
         routes = routes.merge(operator::router());
     }

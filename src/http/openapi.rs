@@ -23,7 +23,7 @@ use super::{dto, operator, public, sessions, user};
         user::refresh, user::validate, user::me, user::logout, user::logout_all,
         public::jwks, public::healthz, public::readyz, public::openapi, operator::stats, operator::metrics,
     ),
-    components(schemas(crate::error::Problem, dto::ListStatus)),
+    components(schemas(crate::http::error::Problem, dto::ListStatus)),
     modifiers(&Security, &MetadataSchema, &OptionalBodies, &Errors),
     tags(
         (name = "service", description = "Service API: Bearer service key with scopes"),

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::auth::ServiceCaller;
 use super::extract::Json;
 use crate::config::Scope;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {

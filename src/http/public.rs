@@ -9,7 +9,7 @@ use axum::Router;
 use serde_json::json;
 use utoipa::OpenApi;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// The JWKS and the OpenAPI document.
@@ -42,8 +42,8 @@ pub async fn healthz() -> axum::Json<serde_json::Value> {
 #[utoipa::path(get, path = "/readyz", tag = "public",
     responses((status = 200, description = "Ready", body = Object)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<(StatusCode, axum::Json<serde_json::Value>), ApiError> {
-    state.store.ping().await?;
-    Ok((StatusCode::OK, axum::Json(json!({ "status": "ready", "store": state.store.backend() }))))
+    state.sessions.ping().await?;
+    Ok((StatusCode::OK, axum::Json(json!({ "status": "ready", "store": state.sessions.backend() }))))
 }
 
 /// This document.

@@ -14,10 +14,10 @@ use super::auth::{Peer, ServiceCaller};
 use super::dto::*;
 use super::extract::{Json, OptionalJson, Path, Query};
 use crate::config::Scope;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::session::store::{SessionUpdate, StatusFilter};
 use crate::session::{reasons, NewSession};
 use crate::state::AppState;
-use crate::store::{SessionUpdate, StatusFilter};
 
 /// The 404 of the operations on one session.
 const NOT_FOUND: &str = "`session_not_found`: no such session";
@@ -73,7 +73,7 @@ pub async fn read(
     Path(id): Path<Uuid>,
 ) -> Result<Json<SessionView>, ApiError> {
     caller.require(Scope::Read)?;
-    let session = state.sessions.get(id).await?;
+    let session = state.sessions.stored(id).await?;
     Ok(Json(state.view(session).await))
 }
 

@@ -11,10 +11,10 @@ use uuid::Uuid;
 use super::auth::{Peer, Player};
 use super::dto::*;
 use super::extract::{Json, Path, Query};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::session::store::StatusFilter;
 use crate::session::Actor;
 use crate::state::AppState;
-use crate::store::StatusFilter;
 
 /// Most sessions `GET /session/me` lists (the per-user cap keeps real users far below).
 const ME_LIMIT: u32 = 100;

@@ -2,11 +2,16 @@
 //! audit and event records every change leaves behind. Nothing here knows about HTTP, SQL or Redis.
 
 pub mod audit;
+pub mod cache;
+pub mod error;
 pub mod events;
+pub mod outcomes;
 pub mod policy;
 pub mod refresh;
 pub mod refusals;
 pub mod service;
+pub mod store;
+pub mod trail;
 pub mod validate;
 
 use chrono::{DateTime, Utc};
@@ -15,9 +20,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub use audit::{Actor, AuditRecord};
+pub use error::SessionError;
 pub use events::OutboxEvent;
 pub use policy::{Lifetimes, Policy};
-pub use service::{Issued, NewSession, Ports, RequestContext, SessionError, SessionService};
+pub use service::{Issued, NewSession, Ports, RequestContext, SessionService};
+pub use store::{Store, StoreError};
 
 /// Told about every revocation after it has been committed, whatever its path (service revoke or
 /// delete, logout, logout-all, refresh-token reuse, expiry, the per-user cap), so that the node

@@ -4,25 +4,23 @@
 use sqlx::error::DatabaseError;
 use sqlx::migrate::MigrateError;
 
-use super::StoreError;
+use crate::session::store::{Cause, StoreError};
 
 /// Translates a sqlx error. `transient` says which database-reported errors are worth retrying
 /// (the codes differ per engine); those become [`StoreError::Unavailable`].
 pub(crate) fn translate(e: sqlx::Error, transient: fn(&dyn DatabaseError) -> bool) -> StoreError {
     use sqlx::Error as E;
     match e {
-        E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Io(_) | E::Tls(_) => {
-            StoreError::Unavailable(e.to_string())
-        }
+        E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Io(_) | E::Tls(_) => StoreError::Unavailable(e.into()),
         E::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_owned()),
-        E::Database(db) if transient(db.as_ref()) => StoreError::Unavailable(db.message().to_owned()),
+        E::Database(db) if transient(db.as_ref()) => StoreError::Unavailable(E::Database(db).into()),
         E::ColumnDecode { .. }
         | E::Decode(_)
         | E::ColumnNotFound(_)
         | E::ColumnIndexOutOfBounds { .. }
         | E::TypeNotFound { .. } => StoreError::Corrupt(e.to_string()),
         E::Migrate(m) => migration(*m, transient),
-        other => StoreError::Backend(other.to_string()),
+        other => StoreError::Backend(other.into()),
     }
 }
 
@@ -31,7 +29,22 @@ pub(crate) fn translate(e: sqlx::Error, transient: fn(&dyn DatabaseError) -> boo
 pub(crate) fn migration(e: MigrateError, transient: fn(&dyn DatabaseError) -> bool) -> StoreError {
     match e {
         MigrateError::Execute(inner) => translate(inner, transient),
-        other => StoreError::Backend(format!("migration failed: {other}")),
+        other => StoreError::Backend(Box::new(Context::new("migration failed", other))),
+    }
+}
+
+/// A driver error with what we were doing when it happened; the driver error stays its source.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}")]
+pub(crate) struct Context {
+    context: String,
+    #[source]
+    source: Cause,
+}
+
+impl Context {
+    pub(crate) fn new(context: impl Into<String>, source: impl Into<Cause>) -> Self {
+        Self { context: context.into(), source: source.into() }
     }
 }
 

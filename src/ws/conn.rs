@@ -10,10 +10,12 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use rand::Rng;
 use session_client::proto::ws::{close, ClientFrame, ServerFrame};
 use tokio::time::{timeout, timeout_at, Instant};
+use tracing::Instrument;
 
+use super::close::CloseReason;
 use super::codec::{Encoding, Inbound, Verdict};
 use super::Gateway;
-use crate::error::ApiError;
+use crate::metrics::PushKind;
 use crate::registry::{LiveConnection, Push};
 use crate::session::{Actor, RequestContext, SessionError, SessionRecord};
 use crate::tokens::{AccessClaims, RefreshToken};
@@ -72,46 +74,39 @@ where
     /// flush; RFC 6455 §5.5.1 requires it).
     async fn ended(&mut self) {
         if std::mem::take(&mut self.oversized) {
-            let msg = "message over the size limit";
-            self.close_with_error(None, "frame_too_large", msg, close::PROTOCOL_ERROR).await;
+            self.close_for(None, CloseReason::FrameTooLarge).await;
         } else {
             let _ = timeout(self.write_timeout, self.inner.flush()).await;
         }
     }
 
     /// Sends `frame` (the reason), then the close frame with `code`, then lingers briefly for the
-    /// peer's close so the frames are not lost to a reset.
-    async fn close(&mut self, frame: ServerFrame, code: u16) {
-        if self.send(&frame).await.is_err() {
-            return;
-        }
+    /// peer's close so the frames are not lost to a reset. `Err` if the reason could not be sent.
+    async fn close(&mut self, frame: ServerFrame, code: u16) -> Result<(), Gone> {
+        self.send(&frame).await?;
         let close = Message::Close(Some(CloseFrame { code, reason: "".into() }));
         if !matches!(timeout(self.write_timeout, self.inner.send(close)).await, Ok(Ok(()))) {
-            return;
+            return Ok(());
         }
         let _ = timeout(CLOSE_LINGER, async { while self.recv().await.is_some() {} }).await;
+        Ok(())
     }
 
-    async fn close_with_error(&mut self, id: Option<u64>, code: &str, message: &str, close_code: u16) {
-        let frame = error_frame(id, code, message, Some(close_code));
-        self.close(frame, close_code).await;
+    /// Closes with `reason`'s `error` frame and close code; `id` answers the request that caused
+    /// it.
+    async fn close_for(&mut self, id: Option<u64>, reason: CloseReason) {
+        let _ = self.close(reason.frame(id), reason.close_code()).await;
     }
 }
 
-fn error_frame(id: Option<u64>, code: &str, message: &str, close_code: Option<u16>) -> ServerFrame {
-    ServerFrame::Error { id, code: code.to_owned(), message: message.to_owned(), close_code }
+/// An `error` frame that answers a request and keeps the connection open.
+fn error_frame(id: Option<u64>, code: &str, message: &str) -> ServerFrame {
+    ServerFrame::Error { id, code: code.to_owned(), message: message.to_owned(), close_code: None }
 }
 
-/// The close code for an authentication failure.
-fn auth_close_code(e: &SessionError) -> u16 {
-    match e {
-        SessionError::InvalidToken | SessionError::Invalid(_) | SessionError::NotFound => close::AUTH_FAILED,
-        SessionError::TokenExpired => close::TOKEN_EXPIRED,
-        SessionError::Revoked => close::REVOKED,
-        SessionError::Expired => close::SESSION_EXPIRED,
-        // Internal error (RFC 6455): the client backs off and retries.
-        SessionError::Store(_) => 1011,
-    }
+/// An `error` frame for a refused request, rendered from the domain's error.
+fn refusal_frame(id: Option<u64>, e: &SessionError) -> ServerFrame {
+    error_frame(id, e.code(), &e.public_message())
 }
 
 struct Authed {
@@ -122,7 +117,18 @@ struct Authed {
 
 /// Serves one upgraded connection until it closes. `bearer` is the access token from the
 /// upgrade's `Authorization` header, if any.
+///
+/// Everything the connection logs is inside its span, `ws`, which carries `session.id` and
+/// `user.id` once the connection has authenticated.
 pub async fn serve<S>(socket: Socket<S>, gw: Arc<Gateway>, bearer: Option<String>, ip: Option<String>)
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    let span = tracing::info_span!("ws", session.id = tracing::field::Empty, user.id = tracing::field::Empty);
+    serving(socket, gw, bearer, ip).instrument(span).await;
+}
+
+async fn serving<S>(socket: Socket<S>, gw: Arc<Gateway>, bearer: Option<String>, ip: Option<String>)
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
 {
@@ -155,6 +161,9 @@ where
     }
     let authed = authenticate(socket, inbound, gw, bearer, &waiting.token).await?;
     drop(waiting);
+    let span = tracing::Span::current();
+    span.record("session.id", tracing::field::display(authed.session.id));
+    span.record("user.id", authed.session.user_id.as_str());
     let ctx = RequestContext { actor: Actor::User(authed.claims.sub.clone()), ip, user_agent: None };
     let registration = start(socket, gw, authed).await?;
     Some((registration, ctx))
@@ -182,8 +191,7 @@ where
                 if gw.shutdown.is_cancelled() {
                     drain(socket, gw).await;
                 } else {
-                    let msg = "too many connections are waiting to authenticate";
-                    socket.close_with_error(None, "server_full", msg, close::SERVER_FULL).await;
+                    socket.close_for(None, CloseReason::TooManyWaiting).await;
                 }
                 return None;
             }
@@ -191,8 +199,7 @@ where
         };
         let message = match received {
             Err(_) => {
-                let msg = "no auth frame within the auth timeout";
-                socket.close_with_error(None, "auth_timeout", msg, close::AUTH_TIMEOUT).await;
+                socket.close_for(None, CloseReason::AuthTimeout).await;
                 return None;
             }
             Ok(None) => {
@@ -206,9 +213,9 @@ where
             Verdict::Frame(ClientFrame::Auth { id, token }) => return check_token(socket, gw, &token, id).await,
             Verdict::Frame(_) if inbound.misplaced() => Err(Verdict::Abusive),
             Verdict::Frame(ClientFrame::Ping { id, .. } | ClientFrame::Refresh { id, .. }) => {
-                Ok(error_frame(id, "not_authenticated", "send an auth frame first", None))
+                Ok(error_frame(id, "not_authenticated", "send an auth frame first"))
             }
-            Verdict::Malformed(detail) => Ok(error_frame(None, "bad_frame", &detail, None)),
+            Verdict::Malformed(detail) => Ok(error_frame(None, "bad_frame", &detail)),
             Verdict::Control => continue,
             other => Err(other),
         };
@@ -219,7 +226,7 @@ where
                 }
             }
             Err(verdict) => {
-                close_for(socket, verdict).await;
+                close_on(socket, verdict).await;
                 return None;
             }
         }
@@ -236,27 +243,34 @@ where
     match authenticated {
         Ok((claims, session)) => Some(Authed { claims, session, id }),
         Err(e) => {
-            let code = auth_close_code(&e);
-            let api = ApiError::from(e);
-            socket.close_with_error(id, api.code(), &api.to_string(), code).await;
+            log_store_failure(&e, "authenticating a connection");
+            socket.close_for(id, CloseReason::Refused(e)).await;
             None
         }
     }
 }
 
 /// Closes for an inbound verdict that ends the connection.
-async fn close_for<S>(socket: &mut Socket<S>, verdict: Verdict)
+async fn close_on<S>(socket: &mut Socket<S>, verdict: Verdict)
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
 {
-    let (code, message, close_code) = match verdict {
-        Verdict::TooLarge => ("frame_too_large", "message over the size limit", close::PROTOCOL_ERROR),
-        Verdict::RateLimited => ("rate_limited", "too many messages per second", close::RATE_LIMITED),
-        Verdict::Abusive => ("protocol_error", "too many malformed frames in a row", close::PROTOCOL_ERROR),
+    let reason = match verdict {
+        Verdict::TooLarge => CloseReason::FrameTooLarge,
+        Verdict::RateLimited => CloseReason::RateLimited,
+        Verdict::Abusive => CloseReason::Abusive,
         Verdict::Closed => return socket.ended().await,
         Verdict::Frame(_) | Verdict::Malformed(_) | Verdict::Control => return,
     };
-    socket.close_with_error(None, code, message, close_code).await;
+    socket.close_for(None, reason).await;
+}
+
+/// Logs a store failure behind a refusal, once, here where it is handled (other refusals are the
+/// client's business, not the operator's).
+fn log_store_failure(e: &SessionError, doing: &str) {
+    if let SessionError::Store(cause) = e {
+        tracing::warn!(error = cause as &dyn std::error::Error, "{doing}: the store failed");
+    }
 }
 
 /// Unregisters the connection however the task ends.
@@ -283,8 +297,7 @@ where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
 {
     if !gw.take_seat() {
-        let msg = "this node is at its connection limit";
-        socket.close_with_error(authed.id, "server_full", msg, close::SERVER_FULL).await;
+        socket.close_for(authed.id, CloseReason::AtConnectionLimit).await;
         return None;
     }
     let now_ms = gw.now_ms();
@@ -295,24 +308,22 @@ where
     gw.fleet.connected(&registration.conn).await;
     // A revocation committed between the check above and the claim found no connection to tell:
     // look once more now that pushes can reach us (src/fleet.rs explains why this suffices).
-    match gw.sessions.load(authed.session.id).await {
+    match gw.sessions.cached(authed.session.id).await {
         Ok(Some(s)) if s.is_active(gw.sessions.now()) => {}
         Ok(Some(s)) => {
-            let (code, message, close_code) = match s.effective_status(gw.sessions.now()) {
-                crate::session::SessionStatus::Expired => {
-                    ("session_expired", "the session has expired", close::SESSION_EXPIRED)
-                }
-                _ => ("session_revoked", "the session has been revoked", close::REVOKED),
+            let ended = match s.effective_status(gw.sessions.now()) {
+                crate::session::SessionStatus::Expired => SessionError::Expired,
+                _ => SessionError::Revoked,
             };
-            socket.close_with_error(None, code, message, close_code).await;
+            socket.close_for(None, CloseReason::Refused(ended)).await;
             return None;
         }
         Ok(None) => {
-            socket.close_with_error(None, "session_revoked", "the session has been revoked", close::REVOKED).await;
+            socket.close_for(None, CloseReason::Refused(SessionError::Revoked)).await;
             return None;
         }
         // The check above just succeeded; a store hiccup here is not a reason to refuse.
-        Err(e) => tracing::warn!(error = %e, "re-checking a new connection's session failed"),
+        Err(e) => tracing::warn!(error = &e as &dyn std::error::Error, "re-checking a new connection's session failed"),
     }
     let welcome = ServerFrame::Welcome {
         id: authed.id,
@@ -372,7 +383,8 @@ where
 {
     let jitter = gw.config.drain_jitter.as_millis() as u64;
     let reconnect_after_ms = rand::thread_rng().gen_range(0..=jitter);
-    socket.close(ServerFrame::Draining { reconnect_after_ms }, close::DRAINING).await;
+    let told = socket.close(ServerFrame::Draining { reconnect_after_ms }, close::DRAINING).await;
+    gw.metrics.pushed(PushKind::Draining, told.is_ok());
 }
 
 /// The kill switch fired: the node is draining, or the connection could not take a push.
@@ -383,8 +395,7 @@ where
     if gw.shutdown.is_cancelled() {
         drain(socket, gw).await;
     } else {
-        let msg = "the connection did not keep up with its messages";
-        socket.close_with_error(None, "slow_consumer", msg, close::SLOW_CONSUMER).await;
+        socket.close_for(None, CloseReason::SlowConsumer).await;
     }
 }
 
@@ -398,20 +409,11 @@ where
             return if socket.send(&frame).await.is_ok() { ControlFlow::Continue(()) } else { ControlFlow::Break(()) };
         }
         Push::Revoked(reason) => {
-            socket.close(ServerFrame::Revoked { reason: reason.to_string() }, close::REVOKED).await
+            let _ = socket.close(ServerFrame::Revoked { reason: reason.to_string() }, close::REVOKED).await;
         }
-        Push::Replaced => {
-            let msg = "a newer connection of this session replaced this one";
-            socket.close_with_error(None, "replaced", msg, close::REPLACED).await;
-        }
-        Push::HeartbeatTimeout => {
-            let msg = "no activity within the heartbeat timeout";
-            socket.close_with_error(None, "heartbeat_timeout", msg, close::HEARTBEAT_TIMEOUT).await;
-        }
-        Push::TokenExpired => {
-            let msg = "the access token expired without a refresh";
-            socket.close_with_error(None, "token_expired", msg, close::TOKEN_EXPIRED).await;
-        }
+        Push::Replaced => socket.close_for(None, CloseReason::Replaced).await,
+        Push::HeartbeatTimeout => socket.close_for(None, CloseReason::HeartbeatTimeout).await,
+        Push::TokenExpired => socket.close_for(None, CloseReason::AccessTokenLapsed).await,
     }
     ControlFlow::Break(())
 }
@@ -436,9 +438,9 @@ where
             refreshing.await
         }
         Verdict::Frame(ClientFrame::Auth { id, .. }) => {
-            error_frame(id, "already_authenticated", "this connection is authenticated", None)
+            error_frame(id, "already_authenticated", "this connection is authenticated")
         }
-        Verdict::Malformed(detail) => error_frame(None, "bad_frame", &detail, None),
+        Verdict::Malformed(detail) => error_frame(None, "bad_frame", &detail),
         Verdict::Control => return ControlFlow::Continue(()),
         Verdict::Closed => {
             let ending = Box::pin(socket.ended());
@@ -446,7 +448,7 @@ where
             return ControlFlow::Break(());
         }
         ending => {
-            let closing = Box::pin(close_for(socket, ending));
+            let closing = Box::pin(close_on(socket, ending));
             closing.await;
             return ControlFlow::Break(());
         }
@@ -467,7 +469,7 @@ async fn refresh(
 ) -> ServerFrame {
     let own = RefreshToken::parse(presented).is_some_and(|t| t.session_id == conn.session_id);
     if !own {
-        return error_frame(id, "invalid_token", &ApiError::InvalidToken.to_string(), None);
+        return refusal_frame(id, &SessionError::InvalidToken);
     }
     match gw.sessions.refresh(presented, ctx).await {
         Ok(issued) => {
@@ -482,8 +484,8 @@ async fn refresh(
         }
         // A reuse revokes the session: the registry's push closes the connection next.
         Err(e) => {
-            let api = ApiError::from(e);
-            error_frame(id, api.code(), &api.to_string(), None)
+            log_store_failure(&e, "refreshing over a socket");
+            refusal_frame(id, &e)
         }
     }
 }

@@ -3,9 +3,13 @@
 //!
 //! - [`codec`]: encodings and inbound limits;
 //! - [`conn`]: one connection's state machine;
+//! - [`close`]: why the server closes a connection, with its codes;
+//! - [`pending`]: sockets still waiting to authenticate;
 //! - this module: the node-wide [`Gateway`] (config, connection tracking, the sweep that enforces
-//!   deadlines and flushes presence) and the upgrade handler.
+//!   deadlines and flushes presence) and [`accept`], which completes an upgrade the HTTP layer
+//!   accepted (`http::gateway` serves the route).
 
+pub mod close;
 pub mod codec;
 pub mod conn;
 pub mod pending;
@@ -14,26 +18,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::response::Response;
 use session_client::proto::ws::{SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::error::ApiError;
 use crate::fleet::Fleet;
-use crate::http::auth::Peer;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PushKind};
 use crate::registry::{Deadlines, LiveConnections};
 use crate::session::SessionService;
-use crate::state::AppState;
-use crate::store::Store;
 use codec::{Encoding, InboundLimits};
 use pending::Pending;
 
@@ -180,7 +175,8 @@ impl Gateway {
 
     /// One pass of the deadline sweep at the clock's current time.
     pub fn sweep(&self) {
-        self.registry.sweep(self.now_ms(), &self.deadlines());
+        let swept = self.registry.sweep(self.now_ms(), &self.deadlines());
+        self.metrics.pushes(PushKind::TokenExpiring, swept.warned, swept.warnings_failed);
         self.metrics.set_connections(self.registry.len() as i64);
     }
 
@@ -189,13 +185,14 @@ impl Gateway {
     /// a revocation of one of those sessions never waits behind thousands of others (measured:
     /// one statement for a node's whole batch put the cross-node revoke p99 at 83 ms with 10,000
     /// connections; docs/performance.md).
-    pub async fn flush_presence(&self, store: &dyn Store) {
+    pub async fn flush_presence(&self) {
         let seen = self.registry.take_seen();
         let mut chunks = seen.chunks(FLUSH_CHUNK);
         while let Some(chunk) = chunks.next() {
-            if let Err(e) = store.touch_last_seen(chunk).await {
+            if let Err(e) = self.sessions.record_last_seen(chunk).await {
                 let left: Vec<_> = chunk.iter().chain(chunks.flatten()).copied().collect();
-                tracing::warn!(error = %e, sessions = left.len(), "flushing last_seen failed; retrying next flush");
+                let error = &e as &dyn std::error::Error;
+                tracing::warn!(error, sessions = left.len(), "flushing last_seen failed; retrying next flush");
                 self.registry.requeue_seen(left);
                 return;
             }
@@ -204,7 +201,7 @@ impl Gateway {
 
     /// Runs the deadline sweep and the presence flush until the node drains, then flushes once
     /// more.
-    pub async fn run_sweeper(self: Arc<Self>, store: Arc<dyn Store>, stop: CancellationToken) {
+    pub async fn run_sweeper(self: Arc<Self>, stop: CancellationToken) {
         let mut sweep = tokio::time::interval(self.config.sweep_interval);
         let mut flush = tokio::time::interval(self.config.presence_flush_interval);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -213,10 +210,10 @@ impl Gateway {
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = sweep.tick() => self.sweep(),
-                _ = flush.tick() => self.flush_presence(store.as_ref()).await,
+                _ = flush.tick() => self.flush_presence().await,
             }
         }
-        self.flush_presence(store.as_ref()).await;
+        self.flush_presence().await;
     }
 
     /// Tells every connection to reconnect elsewhere and waits (bounded) for them to close.
@@ -229,37 +226,22 @@ impl Gateway {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/ws", get(upgrade))
-}
-
-/// `GET /ws`: upgrades to a WebSocket speaking `session.v1.msgpack` or `session.v1.json`.
-async fn upgrade(
-    State(state): State<AppState>,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-    headers: HeaderMap,
-    peer: Peer,
-) -> Response {
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(rejection) => return ApiError::BadRequest(rejection.body_text()).into_response(),
-    };
-    let gw = state.gateway.clone();
-    if gw.shutdown.is_cancelled() {
-        return ApiError::Draining.into_response();
-    }
-    let ws = ws
+/// Completes an accepted upgrade (the HTTP layer has checked the request): negotiates
+/// `session.v1.msgpack` or `session.v1.json`, sizes the socket's buffers, and runs the connection
+/// under the gateway's task tracker. `bearer` is the access token from the upgrade's
+/// `Authorization` header, if any; `ip` is the client's address.
+pub fn accept(gw: Arc<Gateway>, upgrade: WebSocketUpgrade, bearer: Option<String>, ip: Option<String>) -> Response {
+    let upgrade = upgrade
         .protocols([SUBPROTOCOL_MSGPACK, SUBPROTOCOL_JSON])
         .read_buffer_size(gw.config.read_buffer_bytes)
         .write_buffer_size(0)
         .max_write_buffer_size(64 * 1024)
         .max_message_size(64 * 1024)
         .max_frame_size(64 * 1024);
-    let encoding = Encoding::from_protocol(ws.selected_protocol().and_then(|p| p.to_str().ok()));
-    let bearer = crate::http::auth::bearer(&headers).map(str::to_owned);
+    let encoding = Encoding::from_protocol(upgrade.selected_protocol().and_then(|p| p.to_str().ok()));
     let tasks = gw.tasks.clone();
-    ws.on_upgrade(move |socket| {
+    upgrade.on_upgrade(move |socket| {
         let socket = conn::Socket::new(socket, encoding, gw.config.write_timeout);
-        tasks.track_future(conn::serve(socket, gw, bearer, peer.ip))
+        tasks.track_future(conn::serve(socket, gw, bearer, ip))
     })
 }

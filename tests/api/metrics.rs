@@ -112,7 +112,7 @@ async fn scrapes_read_the_background_count_and_never_count_the_store_themselves(
         assert_eq!(stats().await["sessions"], first["sessions"], "the stats counted the store");
     }
     // The background count is what moves them.
-    app.state().census.refresh(app.state().store.as_ref(), app.now()).await;
+    app.state().census.refresh(&app.state().sessions, app.now()).await;
     assert_eq!(value(&scrape(&app).await, r#"session_sessions{state="active"}"#), 3.0);
 }
 

@@ -62,7 +62,7 @@ async fn an_auth_frame_authenticates_and_only_once(backend: Backend) {
         assert_eq!(ws.expect_error("already_authenticated").await, Some(10));
         ws.ping(11).await;
         assert_eq!(generation(&created.refresh), 0);
-        let stored = app.state().store.get_session(created.id).await.unwrap().expect("the session");
+        let stored = app.state().sessions.stored(created.id).await.expect("the session");
         assert_eq!(stored.refresh_generation, 0, "a refresh before auth changes nothing");
         ws.close().await;
     }
@@ -104,7 +104,7 @@ async fn bad_credentials_are_refused_with_their_close_codes(backend: Backend) {
 
     // A token the node itself signs now, for a session whose idle expiry has passed.
     app.advance(Duration::days(31));
-    let record = app.state().store.get_session(stale.id).await.unwrap().expect("the session");
+    let record = app.state().sessions.stored(stale.id).await.expect("the session");
     let (token, _) = app.state().access.sign(&record, app.now(), Duration::minutes(10));
     expect_refused(&app, &token, "session_expired", close::SESSION_EXPIRED).await;
 }

@@ -167,11 +167,11 @@ fn at_ms(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
 }
 
 async fn stored_last_seen(app: &TestApp, id: Uuid) -> Option<DateTime<Utc>> {
-    app.state().store.get_session(id).await.unwrap().expect("the session").last_seen_at
+    app.state().sessions.stored(id).await.expect("the session").last_seen_at
 }
 
 async fn flush(app: &TestApp) {
-    app.state().gateway.flush_presence(app.state().store.as_ref()).await;
+    app.state().gateway.flush_presence().await;
 }
 
 async fn last_seen_reaches_the_store_in_batches_not_per_heartbeat(backend: Backend) {

@@ -32,7 +32,7 @@ async fn refreshing_over_the_socket_rotates_replays_and_revokes_on_reuse(backend
         assert_eq!(access_exp, (app.now() + Duration::minutes(10)).timestamp() * 1000);
         let me = expect_json(app.me(&access).await, StatusCode::OK).await;
         assert_eq!(me["session_id"], created.id.to_string(), "the new access token works over REST");
-        let stored = app.state().store.get_session(created.id).await.unwrap().expect("the session");
+        let stored = app.state().sessions.stored(created.id).await.expect("the session");
         assert_eq!((stored.refresh_generation, stored.last_used_at), (1, app.now()));
 
         let (_, _, replayed) = tokens(&mut ws, 6, &created.refresh).await;
@@ -88,7 +88,7 @@ async fn refresh_errors_use_the_rest_codes_and_change_no_session(backend: Backen
         assert_eq!(before.map(strip), after.map(strip));
         assert_eq!([app.audit_trail(other_user.id).await, app.audit_trail(same_user.id).await], trails_before);
         for id in [mine.id, other_user.id, same_user.id] {
-            let stored = app.state().store.get_session(id).await.unwrap().expect("the session");
+            let stored = app.state().sessions.stored(id).await.expect("the session");
             assert_eq!(stored.refresh_generation, 0);
         }
         // The other sessions' tokens are still good.

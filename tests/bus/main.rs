@@ -20,8 +20,9 @@ use std::time::Duration;
 use futures::FutureExt;
 use session_service::bus::memory::{MemoryBus, MemoryHub};
 use session_service::bus::redis::{RedisBus, RedisOptions};
-use session_service::bus::{Bus, SessionCache};
+use session_service::bus::Bus;
 use session_service::config::Secret;
+use session_service::session::cache::SessionCache;
 
 /// Liveness TTL in these tests: short, so a stopped node lapses quickly.
 pub const TTL: Duration = Duration::from_millis(600);

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use session_service::bus::{Cached, Control, Inbox, Liveness, NodeInfo};
+use session_service::bus::{Control, Inbox, Liveness, NodeInfo};
+use session_service::session::cache::Cached;
 use session_service::session::{Device, SessionRecord, SessionStatus};
 use tokio::sync::mpsc;
 use uuid::Uuid;

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use session_service::session::store::{Creation, StatusFilter, Store};
 use session_service::session::{reasons, Actor, SessionRecord, SessionStatus};
-use session_service::store::{StatusFilter, Store};
 
 use crate::fixtures::*;
 
@@ -21,7 +21,7 @@ async fn three_sessions_used_out_of_order(store: &dyn Store, t: DateTime<Utc>) -
     second.last_used_at = t + Duration::minutes(10);
     let third = session("u1", t + Duration::minutes(20));
     for s in [&overdue, &first, &second, &third, &session("u2", t)] {
-        assert!(store.create_session(s, 3, &created_audit(s)).await.unwrap().is_empty());
+        assert!(store.create_session(&Creation::new(s, 3, created_audit(s))).await.unwrap().is_empty());
     }
     [second, third, first]
 }
@@ -31,7 +31,7 @@ pub async fn creating_beyond_the_cap_revokes_the_least_recently_used(store: Arc<
     let [lru, third, first] = three_sessions_used_out_of_order(&*store, t).await;
     let fourth = session("u1", t + Duration::hours(1));
 
-    let evicted = store.create_session(&fourth, 3, &created_audit(&fourth)).await.unwrap();
+    let evicted = store.create_session(&Creation::new(&fourth, 3, created_audit(&fourth))).await.unwrap();
     assert_eq!(ids(&evicted), [lru.id]);
     let victim = &evicted[0];
     assert_eq!(victim.status, SessionStatus::Revoked);
@@ -48,7 +48,7 @@ pub async fn an_eviction_is_audited_and_announced_as_the_session_limit(store: Ar
     let t = base();
     let [lru, ..] = three_sessions_used_out_of_order(&*store, t).await;
     let fourth = session("u1", t + Duration::hours(1));
-    store.create_session(&fourth, 3, &created_audit(&fourth)).await.unwrap();
+    store.create_session(&Creation::new(&fourth, 3, created_audit(&fourth))).await.unwrap();
 
     let audit = audit_of(&*store, lru.id).await;
     assert_eq!(audit.len(), 2);
@@ -70,7 +70,7 @@ pub async fn a_lower_cap_evicts_every_session_beyond_it_in_one_creation(store: A
         create(&*store, s).await;
     }
     let newest = session("u1", t + Duration::minutes(1));
-    let evicted = store.create_session(&newest, 2, &created_audit(&newest)).await.unwrap();
+    let evicted = store.create_session(&Creation::new(&newest, 2, created_audit(&newest))).await.unwrap();
     // The most recently used of the others keeps the second place.
     assert_eq!(sorted_ids(&evicted), sorted_ids(&older[..3]));
     for s in &evicted {
@@ -86,7 +86,7 @@ pub async fn concurrent_creations_for_one_user_leave_exactly_cap_active(store: A
         .map(|i| {
             let store = store.clone();
             let s = session("u1", t + Duration::milliseconds(i));
-            tokio::spawn(async move { store.create_session(&s, 3, &created_audit(&s)).await })
+            tokio::spawn(async move { store.create_session(&Creation::new(&s, 3, created_audit(&s))).await })
         })
         .collect();
     let mut evicted = 0;

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
+use session_service::session::store::{SessionUpdate, Store};
 use session_service::session::{reasons, Actor, AuditRecord, SessionRecord, SessionStatus};
-use session_service::store::{SessionUpdate, Store};
 use uuid::Uuid;
 
 use crate::fixtures::*;

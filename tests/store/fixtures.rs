@@ -4,8 +4,10 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use session_service::clock::truncate;
+use session_service::session::store::{
+    AuditQuery, Creation, ListQuery, Revocation, RevokeTarget, Rotation, StatusFilter, Store,
+};
 use session_service::session::{Actor, AuditRecord, Device, OutboxEvent, SessionRecord, SessionStatus};
-use session_service::store::{AuditQuery, ListQuery, Revocation, RevokeTarget, Rotation, StatusFilter, Store};
 use uuid::Uuid;
 
 /// A fixed "now" for one test; every other time is an offset from it.
@@ -59,7 +61,7 @@ pub fn created_audit(s: &SessionRecord) -> AuditRecord {
 
 /// Creates `s` with a cap that never evicts.
 pub async fn create(store: &dyn Store, s: &SessionRecord) {
-    let evicted = store.create_session(s, 1000, &created_audit(s)).await.expect("create");
+    let evicted = store.create_session(&Creation::new(s, 1000, created_audit(s))).await.expect("create");
     assert!(evicted.is_empty());
 }
 
@@ -90,6 +92,7 @@ pub fn revocation(reason: &str, at: DateTime<Utc>) -> Revocation {
         ip: Some("192.0.2.1".into()),
         at,
         suspicious: false,
+        cause: None,
     }
 }
 

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use chrono::Duration;
+use session_service::session::store::{AuditQuery, Store};
 use session_service::session::{reasons, Actor, AuditRecord, SessionStatus};
-use session_service::store::{AuditQuery, Store};
 
 use crate::fixtures::*;
 

@@ -87,6 +87,7 @@ store_stories! {
     revocation::revoking_a_user_revokes_their_active_sessions_but_the_spared_one,
     revocation::revoking_a_user_twice_revokes_each_session_once,
     revocation::a_suspicious_revocation_also_emits_a_suspicious_event,
+    revocation::a_revocation_s_cause_is_written_first_and_even_when_nothing_was_left_to_revoke,
     revocation::the_sweep_expires_only_overdue_active_sessions_earliest_first,
     revocation::an_expiry_is_audited_and_announced,
     journal::appended_audit_records_read_back_exactly,
@@ -118,5 +119,5 @@ async fn an_in_memory_sqlite_store_reads_what_it_wrote() {
 #[tokio::test]
 async fn an_unknown_url_scheme_is_refused() {
     let refused = session_service::store::connect("mysql://localhost/sessions").await;
-    assert!(matches!(refused, Err(session_service::store::StoreError::Backend(_))));
+    assert!(matches!(refused, Err(session_service::session::store::StoreError::Backend(_))));
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use futures::{stream, StreamExt};
+use session_service::session::store::{AuditQuery, StatusFilter, Store};
 use session_service::session::{reasons, AuditRecord, OutboxEvent, SessionRecord};
-use session_service::store::{AuditQuery, StatusFilter, Store};
 use uuid::Uuid;
 
 use crate::fixtures::*;

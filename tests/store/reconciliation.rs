@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use session_service::session::store::Store;
 use session_service::session::{reasons, SessionRecord};
-use session_service::store::Store;
 use uuid::Uuid;
 
 use crate::fixtures::*;

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use session_service::session::{reasons, Actor, SessionRecord, SessionStatus};
-use session_service::store::{RevokeTarget, Store};
+use session_service::session::store::{Revocation, RevokeTarget, Store};
+use session_service::session::{reasons, Actor, AuditRecord, SessionRecord, SessionStatus};
 use uuid::Uuid;
 
 use crate::fixtures::*;
@@ -44,6 +44,27 @@ pub async fn a_revocation_is_audited_with_its_actor_reason_and_ip(store: Arc<dyn
     assert_eq!((r.session_id, r.user_id.as_deref()), (Some(s.id), Some("u1")));
     let events = events_of(&*store, s.id).await;
     assert_eq!(events[1].payload["data"]["reason"], reasons::LOGOUT);
+}
+
+pub async fn a_revocation_s_cause_is_written_first_and_even_when_nothing_was_left_to_revoke(store: Arc<dyn Store>) {
+    let t = base();
+    let s = session("u1", t);
+    create(&*store, &s).await;
+    let detected = |at| AuditRecord::new(at, Actor::System, "refresh", "reuse").session(s.id, "u1");
+    let first = t + Duration::minutes(1);
+    let rev = Revocation { cause: Some(detected(first)), ..revocation(reasons::REFRESH_TOKEN_REUSE, first) };
+    assert_eq!(ids(&store.revoke_sessions(&RevokeTarget::Session(s.id), &rev).await.unwrap()), [s.id]);
+    let audit = audit_of(&*store, s.id).await;
+    let steps: Vec<_> = audit.iter().map(|r| (r.action.as_str(), r.outcome.as_str())).collect();
+    assert_eq!(steps, [("create", "ok"), ("refresh", "reuse"), ("revoke", "ok")]);
+
+    // A concurrent change already ended the session: the detection is still on record.
+    let again = t + Duration::minutes(2);
+    let rev = Revocation { cause: Some(detected(again)), ..revocation(reasons::REFRESH_TOKEN_REUSE, again) };
+    assert!(store.revoke_sessions(&RevokeTarget::Session(s.id), &rev).await.unwrap().is_empty());
+    let audit = audit_of(&*store, s.id).await;
+    assert_eq!(audit.len(), 4);
+    assert_eq!((audit[3].action.as_str(), audit[3].at), ("refresh", again));
 }
 
 pub async fn revoking_a_user_revokes_their_active_sessions_but_the_spared_one(store: Arc<dyn Store>) {

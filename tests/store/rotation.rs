@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use session_service::session::reasons;
-use session_service::store::{RevokeTarget, Store};
+use session_service::session::store::{RevokeTarget, Store};
 
 use crate::fixtures::*;
 

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use serde_json::json;
+use session_service::session::store::{Creation, ListQuery, StatusFilter, Store, StoreError};
 use session_service::session::{reasons, SessionStatus};
-use session_service::store::{ListQuery, StatusFilter, Store, StoreError};
 use uuid::Uuid;
 
 use crate::fixtures::*;
@@ -14,7 +14,7 @@ pub async fn a_created_session_reads_back_with_every_field_equal(store: Arc<dyn 
     let t = base();
     let full = session("u1", t);
     let audit = created_audit(&full);
-    assert!(store.create_session(&full, 10, &audit).await.unwrap().is_empty());
+    assert!(store.create_session(&Creation::new(&full, 10, audit.clone())).await.unwrap().is_empty());
     assert_eq!(store.get_session(full.id).await.unwrap(), Some(full.clone()));
     assert_eq!(audit_of(&*store, full.id).await, [audit]);
     assert_eq!(subjects_of(&*store, full.id).await, ["session.created"]);
@@ -42,7 +42,7 @@ pub async fn empty_and_later_set_fields_read_back_equal_too(store: Arc<dyn Store
 pub async fn creating_a_session_id_twice_is_a_conflict(store: Arc<dyn Store>) {
     let s = session("u1", base());
     create(&*store, &s).await;
-    let again = store.create_session(&s, 10, &created_audit(&s)).await;
+    let again = store.create_session(&Creation::new(&s, 10, created_audit(&s))).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
     assert_eq!(actions_of(&*store, s.id).await, ["create/ok"]);
     assert_eq!(subjects_of(&*store, s.id).await, ["session.created"]);

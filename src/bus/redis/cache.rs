@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use super::link::Caller;
 use super::RedisBus;
-use crate::bus::{decode_record, encode_record, BusError, Cached, SessionCache, Ticket};
+use crate::bus::{decode_record, encode_record, BusError};
+use crate::session::cache::{CacheError, Cached, SessionCache, Ticket};
 use crate::session::SessionRecord;
 
 /// A ticket no fill accepts: the session has an invalidation this node could not deliver.
@@ -81,7 +82,7 @@ impl RedisBus {
 
 #[async_trait]
 impl SessionCache for RedisBus {
-    async fn get(&self, id: Uuid) -> Result<Cached, BusError> {
+    async fn get(&self, id: Uuid) -> Result<Cached, CacheError> {
         if self.pending.contains(&id) {
             return Ok(Cached::Miss(Ticket::new(id, UNFILLABLE)));
         }
@@ -100,7 +101,7 @@ impl SessionCache for RedisBus {
     /// as the entry, at least half the maximum age after its last invalidation or fill (a fill's
     /// lifetime is at least that, given this rule), then reads 0 again; a reader stalled longer
     /// than that could find the counter it saw back and cache a record from before a change.
-    async fn fill(&self, ticket: Ticket, record: &SessionRecord) -> Result<(), BusError> {
+    async fn fill(&self, ticket: Ticket, record: &SessionRecord) -> Result<(), CacheError> {
         let max_age = self.options.cache_ttl;
         let age = ticket.issued.elapsed();
         if ticket.version == UNFILLABLE || age >= max_age / 2 {
@@ -109,19 +110,19 @@ impl SessionCache for RedisBus {
         let lifetime = (max_age - age).min(jittered(max_age));
         let mut invocation = self.scripts.fill.key(self.cache_key(ticket.session));
         invocation.arg(ticket.version).arg(encode_record(record)).arg(Self::ms(lifetime));
-        self.data.script::<i64>(Caller::Request, &invocation).await.map(|_| ())
+        Ok(self.data.script::<i64>(Caller::Request, &invocation).await.map(|_| ())?)
     }
 
-    async fn invalidate(&self, ids: &[Uuid]) -> Result<(), BusError> {
+    async fn invalidate(&self, ids: &[Uuid]) -> Result<(), CacheError> {
         let results = futures::future::join_all(ids.iter().map(|id| self.invalidate_as(Caller::Request, *id))).await;
-        let mut first_error = None;
+        let mut first_error: Option<BusError> = None;
         for (id, result) in ids.iter().zip(results) {
             if let Err(e) = result {
                 self.pending.add(*id);
                 first_error.get_or_insert(e);
             }
         }
-        first_error.map_or(Ok(()), Err)
+        first_error.map_or(Ok(()), |e| Err(e.into()))
     }
 }
 

@@ -87,18 +87,21 @@ impl Link {
     /// Runs `call` under the breaker and the timeout.
     async fn call<T>(&self, caller: Caller, call: impl Future<Output = RedisResult<T>>) -> Result<T, BusError> {
         if caller == Caller::Request && !self.breaker.admit() {
-            return Err(BusError::Unavailable("Redis failed recently and has not answered a probe since".into()));
+            return Err(BusError::unavailable("Redis failed recently and has not answered a probe since"));
         }
         let failure = match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => return Ok(value),
-            Ok(Err(e)) if !is_outage(&e) => return Err(BusError::Backend(e.to_string())),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no answer within {} ms", self.timeout.as_millis()),
+            Ok(Err(e)) if !is_outage(&e) => return Err(BusError::backend(e)),
+            Ok(Err(e)) => unreachable(e),
+            Err(_) => no_answer(self.timeout),
         };
         if self.breaker.trip() {
-            tracing::warn!(error = %failure, "Redis unreachable: request paths use the store until a heartbeat's probe is answered");
+            tracing::warn!(
+                error = &failure as &dyn std::error::Error,
+                "Redis unreachable: request paths use the store until a heartbeat's probe is answered"
+            );
         }
-        Err(BusError::Unavailable(failure))
+        Err(failure)
     }
 }
 
@@ -119,7 +122,7 @@ fn is_outage(e: &RedisError) -> bool {
 }
 
 fn unreachable(e: RedisError) -> BusError {
-    BusError::Unavailable(e.to_string())
+    BusError::unavailable(e)
 }
 
 /// Where to connect, parsed once.
@@ -132,9 +135,9 @@ pub(super) enum Target {
 impl Target {
     pub(super) fn parse(url: &str) -> Result<Self, BusError> {
         let urls: Vec<String> = url.split(',').map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect();
-        let bad = |e: RedisError| BusError::Backend(format!("REDIS_URL: {e}"));
+        let bad = |e: RedisError| BusError::backend(InvalidUrl(e));
         match urls.as_slice() {
-            [] => Err(BusError::Backend("REDIS_URL is empty".into())),
+            [] => Err(BusError::backend("REDIS_URL is empty")),
             [one] => {
                 let info = redis::IntoConnectionInfo::into_connection_info(one.as_str()).map_err(bad)?;
                 let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
@@ -189,5 +192,10 @@ impl Target {
 }
 
 fn no_answer(timeout: Duration) -> BusError {
-    BusError::Unavailable(format!("no answer within {} ms", timeout.as_millis()))
+    BusError::unavailable(format!("no answer within {} ms", timeout.as_millis()))
 }
+
+/// `REDIS_URL` does not parse; the parser's error is the source.
+#[derive(Debug, thiserror::Error)]
+#[error("REDIS_URL does not parse")]
+struct InvalidUrl(#[source] RedisError);

@@ -31,8 +31,8 @@ impl RedisBus {
         };
         match tokio::time::timeout(self.options.timeout, subscribing).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(BusError::Unavailable(e.to_string())),
-            Err(_) => return Err(BusError::Unavailable("no answer to SUBSCRIBE".into())),
+            Ok(Err(e)) => return Err(BusError::unavailable(e)),
+            Err(_) => return Err(BusError::unavailable("no answer to SUBSCRIBE")),
         }
         tokio::spawn(receive(rx, inbox));
         let _ = self.subscriber.set(link);

@@ -6,9 +6,9 @@ use sqlx::{PgExecutor, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{db_error, rows};
+use crate::session::store::{AuditQuery, StoreError};
+use crate::session::trail::Trail;
 use crate::session::{AuditRecord, OutboxEvent};
-use crate::store::trail::Trail;
-use crate::store::{AuditQuery, StoreError};
 
 /// Appends audit records and outbox events in one statement; both arrays may be empty.
 const INSERT_TRAIL: &str = concat!(

@@ -6,9 +6,9 @@ use uuid::Uuid;
 
 use super::rows::{self, bind_audit, bind_event};
 use super::{db_error, journal};
+use crate::session::store::{Revocation, RevokeTarget, Rotation, StoreError};
+use crate::session::trail::{revoked_copy, Trail};
 use crate::session::SessionRecord;
-use crate::store::trail::{revoked_copy, Trail};
-use crate::store::{Revocation, RevokeTarget, Rotation, StoreError};
 
 /// The rotation compare-and-swap, in one statement (one round trip, no explicit transaction): the
 /// guarded UPDATE, then the audit record ($9-$19) and event ($20-$23) selected from its result,
@@ -88,10 +88,12 @@ pub(super) async fn revoke(
     };
     let mut tx = pool.begin().await.map_err(db_error)?;
     let revoked = rows::sessions(&query.fetch_all(&mut *tx).await.map_err(db_error)?)?;
-    if revoked.is_empty() {
+    // Nothing revoked and no cause to record: nothing to commit.
+    let trail = Trail::revocations(&revoked, revocation);
+    if trail.is_empty() {
         return Ok(revoked);
     }
-    journal::append(&mut *tx, &Trail::revocations(&revoked, revocation)).await?;
+    journal::append(&mut *tx, &trail).await?;
     tx.commit().await.map_err(db_error)?;
     Ok(revoked)
 }

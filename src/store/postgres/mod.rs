@@ -27,7 +27,9 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::driver;
-use super::{AuditQuery, ListQuery, Revocation, RevokeTarget, Rotation, SessionUpdate, Store, StoreError};
+use crate::session::store::{
+    AuditQuery, Creation, ListQuery, Revocation, RevokeTarget, Rotation, SessionUpdate, Store, StoreError,
+};
 use crate::session::{AuditRecord, OutboxEvent, SessionRecord, SessionStatus};
 
 /// Default connections per node. Measured on 2 cores: 8 connections gave 2,200 refreshes/s where
@@ -87,13 +89,8 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn create_session(
-        &self,
-        session: &SessionRecord,
-        cap: u32,
-        audit: &AuditRecord,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        sessions::create(&self.pool, session, cap, audit).await
+    async fn create_session(&self, creation: &Creation<'_>) -> Result<Vec<SessionRecord>, StoreError> {
+        sessions::create(&self.pool, creation).await
     }
 
     async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {

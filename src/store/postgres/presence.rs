@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::db_error;
 use crate::session::reasons;
+use crate::session::store::StoreError;
 use crate::store::presence::{distinct, inactive_or_deleted, latest_per_session};
-use crate::store::StoreError;
 
 /// Moves `last_seen_at` forward for each `(id, seen)` pair of the two arrays. The guard in the
 /// WHERE clause (rather than only `GREATEST` in the SET) leaves rows that would not advance

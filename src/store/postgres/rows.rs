@@ -6,9 +6,9 @@ use sqlx::query::Query;
 use sqlx::{Decode, Postgres, Row, Type};
 
 use super::db_error;
+use crate::session::store::StoreError;
 use crate::session::{Actor, AuditRecord, Device, OutboxEvent, SessionRecord, SessionStatus};
 use crate::store::driver::corrupt;
-use crate::store::StoreError;
 
 /// A query with bound parameters, borrowing the values it binds.
 pub(super) type PgQuery<'q> = Query<'q, Postgres, PgArguments>;

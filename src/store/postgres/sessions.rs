@@ -6,9 +6,9 @@ use uuid::Uuid;
 
 use super::rows::{self, bind_audit, bind_event, bind_session};
 use super::{db_error, journal};
-use crate::session::{reasons, AuditRecord, OutboxEvent, SessionRecord};
-use crate::store::trail::Trail;
-use crate::store::{ListQuery, SessionUpdate, StatusFilter, StoreError};
+use crate::session::store::{Creation, ListQuery, SessionUpdate, StatusFilter, StoreError};
+use crate::session::trail::Trail;
+use crate::session::{AuditRecord, SessionRecord};
 
 /// Takes the user's creation lock, then inserts the session ($1-$24), its audit record ($25-$34)
 /// and its `session.created` event ($35-$38). The lock is a transaction-scoped advisory lock on
@@ -48,16 +48,11 @@ const EVICT: &str = concat!(
     session_columns!()
 );
 
-pub(super) async fn create(
-    pool: &PgPool,
-    session: &SessionRecord,
-    cap: u32,
-    audit: &AuditRecord,
-) -> Result<Vec<SessionRecord>, StoreError> {
-    let event = OutboxEvent::created(session);
+pub(super) async fn create(pool: &PgPool, creation: &Creation<'_>) -> Result<Vec<SessionRecord>, StoreError> {
+    let Creation { session, cap, audit, event, eviction } = creation;
     let mut tx = pool.begin().await.map_err(db_error)?;
     let insert = bind_session(sqlx::query(INSERT_SESSION), session);
-    let insert = bind_event(bind_audit(insert, audit), &event);
+    let insert = bind_event(bind_audit(insert, audit), event);
     insert.execute(&mut *tx).await.map_err(db_error)?;
     let evicted = sqlx::query(EVICT)
         .bind(&session.user_id)
@@ -65,12 +60,12 @@ pub(super) async fn create(
         .bind(session.created_at)
         // The new session holds one of the `cap` places.
         .bind(i64::from(cap.saturating_sub(1)))
-        .bind(reasons::SESSION_LIMIT)
+        .bind(&eviction.reason)
         .fetch_all(&mut *tx)
         .await
         .map_err(db_error)?;
     let evicted = rows::sessions(&evicted)?;
-    journal::append(&mut *tx, &Trail::evictions(&evicted, session.created_at)).await?;
+    journal::append(&mut *tx, &Trail::revocations(&evicted, eviction)).await?;
     tx.commit().await.map_err(db_error)?;
     Ok(evicted)
 }
@@ -122,7 +117,7 @@ pub(super) async fn update(
     let Some(session) = row.as_ref().map(rows::session).transpose()? else {
         return Ok(None);
     };
-    journal::append(&mut *tx, &Trail::one(audit, OutboxEvent::updated(&session, audit.at))).await?;
+    journal::append(&mut *tx, &Trail::update(audit, &session)).await?;
     tx.commit().await.map_err(db_error)?;
     Ok(Some(session))
 }
@@ -149,7 +144,7 @@ pub(super) async fn extend(
     let Some(session) = row.as_ref().map(rows::session).transpose()? else {
         return Ok(None);
     };
-    journal::append(&mut *tx, &Trail::one(audit, OutboxEvent::extended(&session, at))).await?;
+    journal::append(&mut *tx, &Trail::extension(audit, &session, at)).await?;
     tx.commit().await.map_err(db_error)?;
     Ok(Some(session))
 }

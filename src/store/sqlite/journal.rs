@@ -7,9 +7,9 @@ use uuid::Uuid;
 
 use super::db_error;
 use super::rows::{self, micros, text};
+use crate::session::store::{AuditQuery, StoreError};
+use crate::session::trail::Trail;
 use crate::session::{AuditRecord, OutboxEvent};
-use crate::store::trail::Trail;
-use crate::store::{AuditQuery, StoreError};
 
 /// Rows per multi-row INSERT: 10 parameters each stays far below SQLite's parameter limit.
 const CHUNK: usize = 500;

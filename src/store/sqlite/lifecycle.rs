@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use super::rows::{self, bind_audit, bind_event, micros, text};
 use super::{db_error, journal};
+use crate::session::store::{Revocation, RevokeTarget, Rotation, StoreError};
+use crate::session::trail::{revoked_copy, Trail};
 use crate::session::SessionRecord;
-use crate::store::trail::{revoked_copy, Trail};
-use crate::store::{Revocation, RevokeTarget, Rotation, StoreError};
 
 /// The rotation compare-and-swap and its trail in one multi-statement query (one round trip to
 /// the connection's worker, inside the transaction): the guarded UPDATE, then the audit record
@@ -97,10 +97,12 @@ pub(super) async fn revoke(
     };
     let mut tx = write.begin().await.map_err(db_error)?;
     let revoked = rows::sessions(&query.fetch_all(&mut *tx).await.map_err(db_error)?)?;
-    if revoked.is_empty() {
+    // Nothing revoked and no cause to record: nothing to commit.
+    let trail = Trail::revocations(&revoked, revocation);
+    if trail.is_empty() {
         return Ok(revoked);
     }
-    journal::append(&mut tx, &Trail::revocations(&revoked, revocation)).await?;
+    journal::append(&mut tx, &trail).await?;
     tx.commit().await.map_err(db_error)?;
     Ok(revoked)
 }

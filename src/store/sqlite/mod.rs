@@ -30,9 +30,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::driver;
-use super::trail::Trail;
-use super::{AuditQuery, ListQuery, Revocation, RevokeTarget, Rotation, SessionUpdate, Store, StoreError};
+use super::driver::{self, Context};
+use crate::session::store::{
+    AuditQuery, Creation, ListQuery, Revocation, RevokeTarget, Rotation, SessionUpdate, Store, StoreError,
+};
+use crate::session::trail::Trail;
 use crate::session::{AuditRecord, OutboxEvent, SessionRecord, SessionStatus};
 
 /// Read connections. Reads are short index lookups; a few cover two cores.
@@ -85,8 +87,9 @@ impl SqliteStore {
 /// database file's own permissions. An existing file or directory keeps its permissions (the
 /// operator's choice).
 async fn create_owner_only(path: &Path) -> Result<(), StoreError> {
-    let failed =
-        |what: &Path, e: std::io::Error| StoreError::Unavailable(format!("cannot create {}: {e}", what.display()));
+    let failed = |what: &Path, e: std::io::Error| {
+        StoreError::Unavailable(Box::new(Context::new(format!("cannot create {}", what.display()), e)))
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let mut builder = tokio::fs::DirBuilder::new();
         builder.recursive(true);
@@ -137,13 +140,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn create_session(
-        &self,
-        session: &SessionRecord,
-        cap: u32,
-        audit: &AuditRecord,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        sessions::create(&self.write, session, cap, audit).await
+    async fn create_session(&self, creation: &Creation<'_>) -> Result<Vec<SessionRecord>, StoreError> {
+        sessions::create(&self.write, creation).await
     }
 
     async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
@@ -191,7 +189,7 @@ impl Store for SqliteStore {
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
         let mut conn = self.write.acquire().await.map_err(db_error)?;
-        let trail = Trail { audit: vec![record.clone()], events: Vec::new() };
+        let trail = Trail::audit_only(record);
         journal::append(&mut conn, &trail).await
     }
 

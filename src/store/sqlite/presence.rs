@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::db_error;
 use super::rows::{micros, text};
 use crate::session::reasons;
+use crate::session::store::StoreError;
 use crate::store::presence::{distinct, inactive_or_deleted, latest_per_session};
-use crate::store::StoreError;
 
 /// Moves `last_seen_at` forward for each `[id, micros]` pair of the JSON array `?1`. The entries
 /// travel as one parameter, so there is no limit on variables to chunk around and the statement

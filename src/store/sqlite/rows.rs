@@ -11,9 +11,9 @@ use uuid::fmt::Hyphenated;
 use uuid::Uuid;
 
 use super::db_error;
+use crate::session::store::StoreError;
 use crate::session::{Actor, AuditRecord, Device, OutboxEvent, SessionRecord, SessionStatus};
 use crate::store::driver::corrupt;
-use crate::store::StoreError;
 
 /// A query with bound parameters.
 pub(super) type SqliteQuery<'q> = Query<'q, Sqlite, SqliteArguments<'q>>;

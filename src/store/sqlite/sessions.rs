@@ -7,9 +7,9 @@ use uuid::Uuid;
 
 use super::rows::{self, bind_audit, bind_event, bind_session, micros, text};
 use super::{db_error, journal};
-use crate::session::{reasons, AuditRecord, OutboxEvent, SessionRecord};
-use crate::store::trail::Trail;
-use crate::store::{ListQuery, SessionUpdate, StatusFilter, StoreError};
+use crate::session::store::{Creation, ListQuery, SessionUpdate, StatusFilter, StoreError};
+use crate::session::trail::Trail;
+use crate::session::{AuditRecord, SessionRecord};
 
 /// Inserts the session, its audit record and `session.created` event, then revokes the user's
 /// effectively active sessions beyond the most recently used, sparing the new one: one
@@ -41,18 +41,13 @@ const CREATE: &str = concat!(
 /// Inserts the session with its trail and applies the cap. The transaction's first statement is
 /// a write, so it holds SQLite's write lock from the start: creations (and every other writer)
 /// are serialized, which is what keeps the cap exact.
-pub(super) async fn create(
-    write: &SqlitePool,
-    session: &SessionRecord,
-    cap: u32,
-    audit: &AuditRecord,
-) -> Result<Vec<SessionRecord>, StoreError> {
-    let event = OutboxEvent::created(session);
+pub(super) async fn create(write: &SqlitePool, creation: &Creation<'_>) -> Result<Vec<SessionRecord>, StoreError> {
+    let Creation { session, cap, audit, event, eviction } = creation;
     let query = bind_session(sqlx::query(CREATE), session);
     let at = micros(session.created_at);
-    let query = bind_event(bind_audit(query, audit), &event)
+    let query = bind_event(bind_audit(query, audit), event)
         .bind(at)
-        .bind(reasons::SESSION_LIMIT)
+        .bind(&eviction.reason)
         .bind(&session.user_id)
         .bind(text(session.id))
         .bind(at)
@@ -60,7 +55,7 @@ pub(super) async fn create(
         .bind(i64::from(cap.saturating_sub(1)));
     let mut tx = write.begin().await.map_err(db_error)?;
     let evicted = rows::sessions(&query.fetch_all(&mut *tx).await.map_err(db_error)?)?;
-    journal::append(&mut tx, &Trail::evictions(&evicted, session.created_at)).await?;
+    journal::append(&mut tx, &Trail::revocations(&evicted, eviction)).await?;
     tx.commit().await.map_err(db_error)?;
     Ok(evicted)
 }
@@ -115,7 +110,7 @@ pub(super) async fn update(
     let Some(session) = row.as_ref().map(rows::session).transpose()? else {
         return Ok(None);
     };
-    journal::append(&mut tx, &Trail::one(audit, OutboxEvent::updated(&session, audit.at))).await?;
+    journal::append(&mut tx, &Trail::update(audit, &session)).await?;
     tx.commit().await.map_err(db_error)?;
     Ok(Some(session))
 }
@@ -142,7 +137,7 @@ pub(super) async fn extend(
     let Some(session) = row.as_ref().map(rows::session).transpose()? else {
         return Ok(None);
     };
-    journal::append(&mut tx, &Trail::one(audit, OutboxEvent::extended(&session, at))).await?;
+    journal::append(&mut tx, &Trail::extension(audit, &session, at)).await?;
     tx.commit().await.map_err(db_error)?;
     Ok(Some(session))
 }

@@ -1,37 +1,48 @@
-//! The audit records and outbox events that store changes leave behind. Built here, from the rows
-//! a change returned, so that every backend writes exactly the same trail.
+//! The domain rule of what every change leaves behind: the audit records and outbox events a
+//! store adapter appends in the transaction of the change. Built here, from the rows the change
+//! returned, so that every backend writes exactly the same trail; adapters never build an audit
+//! record or an event themselves.
 
 use chrono::{DateTime, Utc};
 
-use super::Revocation;
-use crate::session::{reasons, Actor, AuditRecord, OutboxEvent, SessionRecord, SessionStatus};
+use super::store::Revocation;
+use super::{reasons, Actor, AuditRecord, OutboxEvent, SessionRecord, SessionStatus};
 
 /// Audit records and events to append in the transaction of the change they describe.
 #[derive(Debug, Default)]
-pub(crate) struct Trail {
+pub struct Trail {
     pub audit: Vec<AuditRecord>,
     pub events: Vec<OutboxEvent>,
 }
 
 impl Trail {
-    /// One audit record and one event, as most single-session changes leave.
-    pub fn one(audit: &AuditRecord, event: OutboxEvent) -> Self {
-        Self { audit: vec![audit.clone()], events: vec![event] }
+    /// A record that changes nothing but is kept (a replay, a refusal).
+    pub fn audit_only(audit: &AuditRecord) -> Self {
+        Self { audit: vec![audit.clone()], events: Vec::new() }
+    }
+
+    /// What an update of device name or metadata leaves: its audit and `session.updated` with
+    /// the session as updated.
+    pub fn update(audit: &AuditRecord, updated: &SessionRecord) -> Self {
+        Self { audit: vec![audit.clone()], events: vec![OutboxEvent::updated(updated, audit.at)] }
+    }
+
+    /// What an extension leaves: its audit and `session.extended` with the session as extended.
+    pub fn extension(audit: &AuditRecord, extended: &SessionRecord, at: DateTime<Utc>) -> Self {
+        Self { audit: vec![audit.clone()], events: vec![OutboxEvent::extended(extended, at)] }
     }
 
     /// For each revoked session: audit (action `revoke`, outcome `ok`), `session.revoked` and,
-    /// when the revocation is suspicious, `session.suspicious`.
+    /// when the revocation is suspicious, `session.suspicious`. A revocation that records what
+    /// set it off (a detected refresh-token reuse) writes that record first, even when a
+    /// concurrent change left nothing to revoke.
     pub fn revocations(rows: &[SessionRecord], revocation: &Revocation) -> Self {
         let mut trail = Self::default();
+        trail.audit.extend(revocation.cause.iter().cloned());
         for row in rows {
             trail.push_revocation(row, revocation);
         }
         trail
-    }
-
-    /// Sessions evicted because their user went over the cap: revoked by the system.
-    pub fn evictions(rows: &[SessionRecord], at: DateTime<Utc>) -> Self {
-        Self::revocations(rows, &eviction(at))
     }
 
     /// Sessions the sweep marked expired: audit (actor system, action `expire`) and
@@ -81,13 +92,20 @@ impl Trail {
 }
 
 /// The revocation the cap applies: system actor, reason `session_limit`.
-pub(crate) fn eviction(at: DateTime<Utc>) -> Revocation {
-    Revocation { reason: reasons::SESSION_LIMIT.to_owned(), actor: Actor::System, ip: None, at, suspicious: false }
+pub fn eviction(at: DateTime<Utc>) -> Revocation {
+    Revocation {
+        reason: reasons::SESSION_LIMIT.to_owned(),
+        actor: Actor::System,
+        ip: None,
+        at,
+        suspicious: false,
+        cause: None,
+    }
 }
 
 /// `row` as `revocation` leaves it, if it was effectively active at the revocation's time. Used
 /// where a row is revoked and deleted in one step, so it never needs the UPDATE.
-pub(crate) fn revoked_copy(row: &SessionRecord, revocation: &Revocation) -> Option<SessionRecord> {
+pub fn revoked_copy(row: &SessionRecord, revocation: &Revocation) -> Option<SessionRecord> {
     row.is_active(revocation.at).then(|| SessionRecord {
         status: SessionStatus::Revoked,
         revoked_at: Some(revocation.at),

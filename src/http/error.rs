@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::session::store::StoreError;
 use crate::session::SessionError;
-use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -174,15 +174,18 @@ impl From<SessionError> for ApiError {
     }
 }
 
+/// A store failure is logged here, once, with its whole `source()` chain; the caller learns only
+/// that the store is unavailable or that something failed inside.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        let error = &e as &dyn std::error::Error;
         match e {
             StoreError::Unavailable(_) => {
-                tracing::warn!(error = %e, "store unavailable");
+                tracing::warn!(error, "store unavailable");
                 Self::Unavailable
             }
             _ => {
-                tracing::error!(error = %e, "store error");
+                tracing::error!(error, "store error");
                 Self::Internal
             }
         }
