@@ -11,73 +11,8 @@ use chrono::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::http::auth::ServiceKeySpec;
 use crate::session::{Lifetimes, Policy};
-
-/// Scopes a service key may hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scope {
-    Read,
-    Write,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Read => "sessions:read",
-            Self::Write => "sessions:write",
-        }
-    }
-}
-
-/// A configured service key: `name:sha256-hex-of-key:scope[+scope]`, e.g.
-/// `auth-service:9f86d0...:sessions:read+sessions:write`. Only the hash is configured.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct ServiceKeySpec {
-    pub name: String,
-    pub sha256: [u8; 32],
-    pub scopes: Vec<Scope>,
-}
-
-impl FromStr for ServiceKeySpec {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let mut parts = s.trim().splitn(3, ':');
-        let (name, hash, scopes) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        if name.is_empty() {
-            return Err("service key: expected name:sha256hex:scopes".into());
-        }
-        let bytes = hex_decode(hash).ok_or("service key: the hash must be 64 hex characters (SHA-256)")?;
-        let scopes = scopes
-            .split('+')
-            .map(|s| match s {
-                "sessions:read" => Ok(Scope::Read),
-                "sessions:write" => Ok(Scope::Write),
-                other => Err(format!("service key {name}: unknown scope {other:?}")),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { name: name.to_owned(), sha256: bytes, scopes })
-    }
-}
-
-impl TryFrom<String> for ServiceKeySpec {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
-}
-
-fn hex_decode(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
 
 /// A string that must not be logged.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -533,8 +468,6 @@ fn read_file(path: &Path) -> anyhow::Result<Overrides> {
 mod tests {
     use super::*;
 
-    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-
     #[test]
     fn defaults_give_an_embedded_node_on_localhost() {
         let s = Settings::resolve(Overrides::default()).unwrap();
@@ -563,16 +496,6 @@ mod tests {
         assert!(toml::from_str::<Overrides>("acess_ttl_secs = 1").is_err());
         let o = Overrides { refresh_grace_secs: Some(0), ..Overrides::default() };
         assert!(Settings::resolve(o).is_err());
-    }
-
-    #[test]
-    fn service_key_specs_parse_and_reject_garbage() {
-        let k: ServiceKeySpec = format!("auth:{HASH}:sessions:read+sessions:write").parse().unwrap();
-        assert_eq!(k.name, "auth");
-        assert_eq!(k.scopes, vec![Scope::Read, Scope::Write]);
-        assert!(format!("auth:{HASH}:sessions:admin").parse::<ServiceKeySpec>().is_err());
-        assert!("auth:abc:sessions:read".parse::<ServiceKeySpec>().is_err());
-        assert!(format!(":{HASH}:sessions:read").parse::<ServiceKeySpec>().is_err());
     }
 
     #[test]

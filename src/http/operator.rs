@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::auth::ServiceCaller;
 use super::extract::Json;
-use crate::config::Scope;
+use crate::http::auth::Scope;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 

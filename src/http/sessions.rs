@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::auth::{Peer, ServiceCaller};
 use super::dto::*;
 use super::extract::{Json, OptionalJson, Path, Query};
-use crate::config::Scope;
+use crate::http::auth::Scope;
 use crate::http::error::ApiError;
 use crate::session::store::{SessionUpdate, StatusFilter};
 use crate::session::{reasons, NewSession};
