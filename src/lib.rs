@@ -32,7 +32,8 @@
 //!   to the file limit.
 //!
 //! Assembly:
-//! - [`config`]: typed settings (defaults < TOML file < environment < command line).
+//! - [`config`]: typed settings in sections (defaults < TOML file < environment < command line),
+//!   and the README's settings table generated from them.
 //! - [`app`]: builds a node from settings (the one place that knows every part) and runs it.
 //! - [`state`]: the shared state every handler sees.
 //! - [`census`]: session counts by state for the operator endpoints, refreshed in the background.

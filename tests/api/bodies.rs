@@ -171,7 +171,7 @@ async fn a_body_over_the_limit_answers_413(backend: Backend) {
 }
 
 async fn the_configured_body_limit_is_enforced(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.max_body_bytes = Some(1024)).await;
+    let app = spawn_app_with(backend, |o| o.http.max_body_bytes = 1024).await;
     let mut body = session_body("user-1");
     body["metadata"] = json!({ "blob": "x".repeat(1500) });
     let resp = app.writer(Method::POST, "/sessions").json(&body).send().await.unwrap();

@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use crate::helpers::*;
 
 async fn the_per_user_cap_revokes_the_least_recently_used_session(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.max_sessions_per_user = Some(3)).await;
+    let app = spawn_app_with(backend, |o| o.sessions.max_sessions_per_user = 3).await;
     let mut sessions = Vec::new();
     for _ in 0..3 {
         sessions.push(app.create_session("user-1").await);
@@ -30,7 +30,7 @@ async fn the_per_user_cap_revokes_the_least_recently_used_session(backend: Backe
 }
 
 async fn expired_sessions_neither_count_toward_the_cap_nor_are_revoked_by_it(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.max_sessions_per_user = Some(2)).await;
+    let app = spawn_app_with(backend, |o| o.sessions.max_sessions_per_user = 2).await;
     let old = [app.create_session("user-1").await, app.create_session("user-1").await];
     app.advance(Duration::days(31));
     let new = [app.create_session("user-1").await, app.create_session("user-1").await];
@@ -44,7 +44,7 @@ async fn expired_sessions_neither_count_toward_the_cap_nor_are_revoked_by_it(bac
 }
 
 async fn concurrent_creations_never_exceed_the_per_user_cap(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.max_sessions_per_user = Some(3)).await;
+    let app = spawn_app_with(backend, |o| o.sessions.max_sessions_per_user = 3).await;
     let created = futures::future::join_all((0..12).map(|_| app.create_session("user-1"))).await;
     let resp = app.reader(reqwest::Method::GET, "/sessions/user/user-1?status=all").send().await.unwrap();
     let all = expect_json(resp, StatusCode::OK).await;

@@ -23,19 +23,19 @@ pub fn redis_url() -> String {
 /// Settings joining the nodes of one test to one bus: the Redis at `url` under `prefix`, with a
 /// fast heartbeat so liveness tests are quick, and a reconciliation slow enough that it cannot
 /// stand in for a push.
-pub fn on_redis(url: &str, prefix: &str) -> impl Fn(&mut Overrides) + Clone {
+pub fn on_redis(url: &str, prefix: &str) -> impl Fn(&mut Config) + Clone {
     let (url, prefix) = (url.to_owned(), prefix.to_owned());
-    move |o: &mut Overrides| {
-        o.redis_url = Some(Secret(url.clone()));
-        o.redis_prefix = Some(prefix.clone());
-        o.node_heartbeat_ms = Some(200);
-        o.node_liveness_ttl_ms = Some(1000);
-        o.reconcile_interval_ms = Some(600_000);
+    move |o: &mut Config| {
+        o.redis.url = Some(Secret(url.clone()));
+        o.redis.prefix = prefix.clone();
+        o.fleet.heartbeat_ms = 200;
+        o.fleet.liveness_ttl_ms = 1000;
+        o.fleet.reconcile_interval_ms = 600_000;
     }
 }
 
 /// Three nodes on one database and one Redis prefix.
-pub async fn three_nodes(backend: Backend, tweak: impl Fn(&mut Overrides) + Clone) -> [TestApp; 3] {
+pub async fn three_nodes(backend: Backend, tweak: impl Fn(&mut Config) + Clone) -> [TestApp; 3] {
     let a = spawn_app_with(backend, tweak.clone()).await;
     let b = a.sibling(tweak.clone()).await;
     let c = a.sibling(tweak).await;
@@ -135,9 +135,9 @@ async fn online_is_answered_for_the_whole_cluster(backend: Backend) {
 async fn cluster_stats_list_every_node_and_its_connections(backend: Backend) {
     let prefix = format!("test-{}", Uuid::new_v4().simple());
     let on_redis = on_redis(&redis_url(), &prefix);
-    let [a, b, c] = three_nodes(backend, move |o: &mut Overrides| {
+    let [a, b, c] = three_nodes(backend, move |o: &mut Config| {
         on_redis(o);
-        o.stats_refresh_ms = Some(100);
+        o.ops.stats_refresh_ms = 100;
     })
     .await;
     let first = a.create_session("player-6").await;

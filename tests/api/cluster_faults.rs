@@ -15,9 +15,9 @@ use crate::ws_client::*;
 async fn rest_keeps_working_while_redis_is_down_and_reconciliation_closes_revoked_devices(backend: Backend) {
     let mut redis = RedisServer::start().await;
     let base = on_redis(&redis.url(), "outage");
-    let [a, b, _c] = three_nodes(backend, move |o: &mut Overrides| {
+    let [a, b, _c] = three_nodes(backend, move |o: &mut Config| {
         base(o);
-        o.reconcile_interval_ms = Some(500);
+        o.fleet.reconcile_interval_ms = 500;
     })
     .await;
     let created = a.create_session("player-1").await;
@@ -65,11 +65,11 @@ const HEARTBEAT_MS: u64 = 200;
 const SLACK: Duration = Duration::from_millis(1500);
 
 /// `on_redis` with the short [`TIMEOUT_MS`].
-fn on_redis_quick(url: &str, prefix: &str) -> impl Fn(&mut Overrides) + Clone {
+fn on_redis_quick(url: &str, prefix: &str) -> impl Fn(&mut Config) + Clone {
     let base = on_redis(url, prefix);
-    move |o: &mut Overrides| {
+    move |o: &mut Config| {
         base(o);
-        o.redis_timeout_ms = Some(TIMEOUT_MS);
+        o.redis.timeout_ms = TIMEOUT_MS;
     }
 }
 
@@ -134,9 +134,9 @@ async fn a_session_revoked_by_a_node_cut_off_from_redis_is_refused_elsewhere_wit
     let proxy = Proxy::start(redis.addr()).await;
     let tweak = |url: String| {
         let base = on_redis_quick(&url, "partition");
-        move |o: &mut Overrides| {
+        move |o: &mut Config| {
             base(o);
-            o.cache_ttl_secs = Some(MAX_AGE.as_secs());
+            o.redis.cache_ttl_secs = MAX_AGE.as_secs();
         }
     };
     let a = spawn_app_with(backend, tweak(redis.url())).await;
@@ -165,10 +165,10 @@ async fn while_redis_is_unreachable_requests_stop_asking_it_and_only_heartbeats_
     let proxy = Proxy::start(redis.addr()).await;
     let base = on_redis(&proxy.url(), "breaker");
     let heartbeat = Duration::from_secs(1);
-    let app = spawn_app_with(backend, move |o: &mut Overrides| {
+    let app = spawn_app_with(backend, move |o: &mut Config| {
         base(o);
-        o.node_heartbeat_ms = Some(heartbeat.as_millis() as u64);
-        o.node_liveness_ttl_ms = Some(3000);
+        o.fleet.heartbeat_ms = heartbeat.as_millis() as u64;
+        o.fleet.liveness_ttl_ms = 3000;
     })
     .await;
     let created = app.create_session("player-6").await;
@@ -204,10 +204,10 @@ async fn while_redis_is_frozen_the_reconciliation_keeps_its_interval(backend: Ba
     let interval = Duration::from_millis(100);
     let redis = RedisServer::start().await;
     let base = on_redis(&redis.url(), "reconcile");
-    let app = spawn_app_with(backend, move |o: &mut Overrides| {
+    let app = spawn_app_with(backend, move |o: &mut Config| {
         base(o);
-        o.redis_timeout_ms = Some(1000); // every beat waits this long on the frozen Redis
-        o.reconcile_interval_ms = Some(interval.as_millis() as u64);
+        o.redis.timeout_ms = 1000; // every beat waits this long on the frozen Redis
+        o.fleet.reconcile_interval_ms = interval.as_millis() as u64;
     })
     .await;
     redis.freeze();
@@ -228,10 +228,10 @@ async fn a_connection_made_while_the_breaker_was_open_is_announced_once_it_close
     let redis = RedisServer::start().await;
     let proxy = Proxy::start(redis.addr()).await;
     let via_proxy = on_redis(&proxy.url(), "reannounce");
-    let a = spawn_app_with(backend, move |o: &mut Overrides| {
+    let a = spawn_app_with(backend, move |o: &mut Config| {
         via_proxy(o);
-        o.node_heartbeat_ms = Some(1000); // a long beat, so the breaker's trip happens between two
-        o.node_liveness_ttl_ms = Some(3000);
+        o.fleet.heartbeat_ms = 1000; // a long beat, so the breaker's trip happens between two
+        o.fleet.liveness_ttl_ms = 3000;
     })
     .await;
     let b = a.sibling(on_redis(&redis.url(), "reannounce")).await;

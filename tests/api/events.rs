@@ -57,7 +57,7 @@ async fn a_reuse_writes_revoked_and_suspicious_events(backend: Backend) {
 }
 
 async fn the_sweep_and_the_cap_write_expired_and_revoked_events(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.max_sessions_per_user = Some(1)).await;
+    let app = spawn_app_with(backend, |o| o.sessions.max_sessions_per_user = 1).await;
     let first = app.create_session("user-1").await;
     app.create_session("user-1").await;
     let outbox = app.outbox().await;

@@ -12,8 +12,8 @@ const DAY: i64 = 86_400;
 /// A node whose sessions idle out after a day and end after three.
 async fn short_lived(backend: Backend) -> TestApp {
     spawn_app_with(backend, |o| {
-        o.idle_timeout_secs = Some(DAY);
-        o.absolute_lifetime_secs = Some(3 * DAY);
+        o.sessions.idle_timeout_secs = DAY;
+        o.sessions.absolute_lifetime_secs = 3 * DAY;
     })
     .await
 }

@@ -32,7 +32,7 @@ async fn the_grace_window_is_fixed_from_the_rotation_and_never_slides(backend: B
 }
 
 async fn the_grace_window_has_the_configured_length(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.refresh_grace_secs = Some(5)).await;
+    let app = spawn_app_with(backend, |o| o.sessions.refresh_grace_secs = 5).await;
     let created = app.create_session("user-1").await;
     let rotated = app.refresh_ok(&created.refresh).await;
     app.advance(Duration::seconds(4));

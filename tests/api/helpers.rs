@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use reqwest::{Method, RequestBuilder};
 use session_service::clock::{Clock, ManualClock};
 use session_service::config::Settings;
-pub use session_service::config::{Overrides, Secret};
+pub use session_service::config::{Config, Secret};
 use session_service::http::auth::ServiceKeySpec;
 use session_service::state::AppState;
 use sha2::{Digest, Sha256};
@@ -152,7 +152,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 /// Like [`spawn_app`], with `tweak` applied to the settings before they are resolved.
-pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Overrides)) -> TestApp {
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let db = Arc::new(Database::new(backend).await);
     let clock = Arc::new(ManualClock::new(Utc::now()));
     start(db, Arc::new(TempDir::new()), clock, tweak).await
@@ -162,24 +162,21 @@ async fn start(
     db: Arc<Database>,
     dir: Arc<TempDir>,
     clock: Arc<ManualClock>,
-    tweak: impl FnOnce(&mut Overrides),
+    tweak: impl FnOnce(&mut Config),
 ) -> TestApp {
     init_tracing();
     let writer_key = format!("sk_test_writer_{}", Uuid::new_v4().simple());
     let reader_key = format!("sk_test_reader_{}", Uuid::new_v4().simple());
-    let mut overrides = Overrides {
-        listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        data_dir: Some(dir.0.clone()),
-        database_url: Some(Secret(db.url.clone())),
-        service_keys: Some(vec![
-            key_spec("auth-service", &writer_key, "sessions:read+sessions:write"),
-            key_spec("dashboard", &reader_key, "sessions:read"),
-        ]),
-        sweep_interval_secs: Some(3600),
-        ..Overrides::default()
-    };
-    tweak(&mut overrides);
-    let settings = Settings::resolve(overrides).expect("test settings resolve");
+    let mut config = Config { data_dir: dir.0.clone(), ..Config::default() };
+    config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.database.url = Some(Secret(db.url.clone()));
+    config.http.service_keys = vec![
+        key_spec("auth-service", &writer_key, "sessions:read+sessions:write"),
+        key_spec("dashboard", &reader_key, "sessions:read"),
+    ];
+    config.sessions.sweep_interval_secs = 3600;
+    tweak(&mut config);
+    let settings = Settings::resolve(config).expect("test settings resolve");
     let app = session_service::app::build(settings, clock.clone()).await.expect("the app builds");
     let addr = app.local_addr();
     let ops_addr = app.ops_addr();
@@ -239,12 +236,12 @@ impl Drop for TestApp {
 
 impl TestApp {
     /// Another node on the same database, data directory and clock, running beside this one.
-    pub async fn sibling(&self, tweak: impl FnOnce(&mut Overrides)) -> TestApp {
+    pub async fn sibling(&self, tweak: impl FnOnce(&mut Config)) -> TestApp {
         start(self.db.clone(), self.dir.clone(), self.clock.clone(), tweak).await
     }
 
     /// Stops this node and starts a new one on the same database, data directory and clock.
-    pub async fn restart(mut self, tweak: impl FnOnce(&mut Overrides)) -> TestApp {
+    pub async fn restart(mut self, tweak: impl FnOnce(&mut Config)) -> TestApp {
         let (db, dir, clock) = (self.db.clone(), self.dir.clone(), self.clock.clone());
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

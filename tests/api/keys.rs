@@ -2,7 +2,7 @@
 //! the embedded default that generates its keys once and keeps them.
 
 use reqwest::{Method, StatusCode};
-use session_service::config::{Overrides, Secret, Settings};
+use session_service::config::{Config, Secret, Settings};
 use session_service::tokens::SigningKeyPair;
 
 use crate::helpers::*;
@@ -26,8 +26,8 @@ async fn after_a_key_rotation_tokens_of_the_previous_key_still_verify(backend: B
     let old_path = app.data_dir().join("signing-key.pem");
     let rotated = app
         .sibling(|o| {
-            o.signing_key_file = Some(next_path.clone());
-            o.previous_key_files = Some(vec![old_path]);
+            o.tokens.signing_key_file = Some(next_path.clone());
+            o.tokens.previous_key_files = vec![old_path];
         })
         .await;
     assert_eq!(kids(&rotated).await, vec![next.kid().to_owned(), old_kid.clone()], "the new key first");
@@ -36,14 +36,14 @@ async fn after_a_key_rotation_tokens_of_the_previous_key_still_verify(backend: B
     let tokens = rotated.refresh_ok(&created.refresh).await;
     assert_eq!(kid_of(&tokens.access), next.kid(), "the rotated node signs with the new key");
     expect_problem(app.me(&tokens.access).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
-    let forgetful = app.sibling(|o| o.signing_key_file = Some(next_path)).await;
+    let forgetful = app.sibling(|o| o.tokens.signing_key_file = Some(next_path)).await;
     assert_eq!(kids(&forgetful).await, vec![next.kid().to_owned()]);
     expect_problem(forgetful.me(&created.access).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
     assert_eq!(forgetful.me(&tokens.access).await.status(), StatusCode::OK);
 }
 
 async fn without_configured_keys_a_generated_service_key_holds_both_scopes(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.service_keys = None).await;
+    let app = spawn_app_with(backend, |o| o.http.service_keys = Vec::new()).await;
     let key = std::fs::read_to_string(app.data_dir().join("service-key")).expect("the generated key is saved");
     let key = key.trim();
     assert!(key.starts_with("sk_") && key.len() > 40, "{key}");
@@ -58,7 +58,7 @@ async fn without_configured_keys_a_generated_service_key_holds_both_scopes(backe
 }
 
 async fn a_restarted_embedded_node_keeps_its_service_key_signing_key_and_refresh_key(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.service_keys = None).await;
+    let app = spawn_app_with(backend, |o| o.http.service_keys = Vec::new()).await;
     let key = std::fs::read_to_string(app.data_dir().join("service-key")).unwrap().trim().to_owned();
     let resp =
         app.anon(Method::POST, "/sessions").bearer_auth(&key).json(&session_body("user-1")).send().await.unwrap();
@@ -66,7 +66,7 @@ async fn a_restarted_embedded_node_keeps_its_service_key_signing_key_and_refresh
     let (access, refresh) = (created["access_token"].as_str().unwrap(), created["refresh_token"].as_str().unwrap());
     let kids_before = kids(&app).await;
 
-    let app = app.restart(|o| o.service_keys = None).await;
+    let app = app.restart(|o| o.http.service_keys = Vec::new()).await;
     let key_after = std::fs::read_to_string(app.data_dir().join("service-key")).unwrap().trim().to_owned();
     assert_eq!(key_after, key, "the service key is not regenerated");
     assert_eq!(kids(&app).await, kids_before, "the same signing key");
@@ -81,11 +81,11 @@ async fn a_restarted_embedded_node_keeps_its_service_key_signing_key_and_refresh
 }
 
 async fn a_peppered_node_rotates_and_a_node_with_another_pepper_refuses_without_revoking(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.refresh_pepper = Some(Secret("pepper-1".into()))).await;
+    let app = spawn_app_with(backend, |o| o.tokens.refresh_pepper = Some(Secret("pepper-1".into()))).await;
     let created = app.create_session("user-1").await;
     let rotated = app.refresh_ok(&created.refresh).await;
     assert_eq!(app.refresh_ok(&created.refresh).await.refresh, rotated.refresh, "replay works with a pepper");
-    let repeppered = app.sibling(|o| o.refresh_pepper = Some(Secret("pepper-2".into()))).await;
+    let repeppered = app.sibling(|o| o.tokens.refresh_pepper = Some(Secret("pepper-2".into()))).await;
     expect_problem(repeppered.refresh(&rotated.refresh).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
     let unpeppered = app.sibling(|_| {}).await;
     expect_problem(unpeppered.refresh(&rotated.refresh).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
@@ -96,18 +96,17 @@ async fn a_peppered_node_rotates_and_a_node_with_another_pepper_refuses_without_
 async fn configured_key_files_that_do_not_exist_stop_the_start(backend: Backend) {
     let app = spawn_app(backend).await;
     let missing = app.data_dir().join("no-such-key");
-    for tweak in [
-        Overrides { signing_key_file: Some(missing.clone()), ..Overrides::default() },
-        Overrides { refresh_key_file: Some(missing.clone()), ..Overrides::default() },
-        Overrides { previous_key_files: Some(vec![missing.clone()]), ..Overrides::default() },
-    ] {
-        let base = Overrides {
-            listen: Some(([127, 0, 0, 1], 0).into()),
-            data_dir: Some(app.data_dir().to_owned()),
-            database_url: Some(Secret(app.database_url().to_owned())),
-            ..Overrides::default()
-        };
-        let settings = Settings::resolve(base.overlay(tweak)).unwrap();
+    let tweaks: [&dyn Fn(&mut Config); 3] = [
+        &|c| c.tokens.signing_key_file = Some(missing.clone()),
+        &|c| c.tokens.refresh_key_file = Some(missing.clone()),
+        &|c| c.tokens.previous_key_files = vec![missing.clone()],
+    ];
+    for tweak in tweaks {
+        let mut config = Config { data_dir: app.data_dir().to_owned(), ..Config::default() };
+        config.http.listen = ([127, 0, 0, 1], 0).into();
+        config.database.url = Some(Secret(app.database_url().to_owned()));
+        tweak(&mut config);
+        let settings = Settings::resolve(config).unwrap();
         let clock = std::sync::Arc::new(session_service::clock::SystemClock);
         assert!(session_service::app::build(settings, clock).await.is_err());
     }

@@ -40,8 +40,8 @@ async fn rotation_moves_the_idle_expiry_but_never_the_absolute_expiry(backend: B
 
 async fn the_absolute_expiry_caps_refreshes_and_access_tokens(backend: Backend) {
     let app = spawn_app_with(backend, |o| {
-        o.idle_timeout_secs = Some(86_400);
-        o.absolute_lifetime_secs = Some(3 * 86_400);
+        o.sessions.idle_timeout_secs = 86_400;
+        o.sessions.absolute_lifetime_secs = 3 * 86_400;
     })
     .await;
     let t0 = app.now();
@@ -102,7 +102,7 @@ async fn per_platform_lifetimes_apply_to_creation_rotation_and_extend(backend: B
             idle_timeout_secs: Some(3600),
             absolute_lifetime_secs: Some(7200),
         };
-        o.platforms = Some(HashMap::from([("web".to_owned(), web)]));
+        o.platforms = HashMap::from([("web".to_owned(), web)]);
     })
     .await;
     let t0 = app.now();

@@ -37,7 +37,7 @@ async fn scrape_until(app: &TestApp, series: &str, want: f64) -> String {
 }
 
 async fn the_counters_follow_what_the_node_does(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.stats_refresh_ms = Some(100)).await;
+    let app = spawn_app_with(backend, |o| o.ops.stats_refresh_ms = 100).await;
     let created = app.create_session("player-1").await;
     let other = app.create_session("player-2").await;
     app.refresh_ok(&created.refresh).await; // rotate
@@ -89,7 +89,7 @@ async fn bus_traffic_is_counted_on_both_ends(backend: Backend) {
 
 async fn scrapes_read_the_background_count_and_never_count_the_store_themselves(backend: Backend) {
     // Counted once at start (no session yet); the next count is an hour away.
-    let app = spawn_app_with(backend, |o| o.stats_refresh_ms = Some(3_600_000)).await;
+    let app = spawn_app_with(backend, |o| o.ops.stats_refresh_ms = 3_600_000).await;
     let stats = || async {
         let resp = app.reader(Method::GET, "/cluster/stats").send().await.unwrap();
         resp.json::<serde_json::Value>().await.unwrap()
@@ -117,7 +117,7 @@ async fn scrapes_read_the_background_count_and_never_count_the_store_themselves(
 }
 
 async fn with_ops_listen_the_operator_endpoints_leave_the_public_address(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.ops_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    let app = spawn_app_with(backend, |o| o.ops.listen = Some("127.0.0.1:0".parse().unwrap())).await;
     let ops = app.ops_addr().expect("an operator listener");
     let on_ops = |path: &str| app.client.get(format!("http://{ops}{path}")).send();
     let metrics = on_ops("/metrics").await.unwrap();

@@ -17,8 +17,8 @@ const NEVER: Duration = Duration::from_secs(15);
 
 async fn node(backend: Backend) -> TestApp {
     spawn_app_with(backend, |o| {
-        o.http_header_timeout_ms = Some(TIMEOUT_MS);
-        o.http_body_timeout_ms = Some(TIMEOUT_MS);
+        o.http.header_timeout_ms = TIMEOUT_MS;
+        o.http.body_timeout_ms = TIMEOUT_MS;
     })
     .await
 }

@@ -62,7 +62,7 @@ async fn an_expired_access_token_answers_token_expired(backend: Backend) {
 }
 
 async fn an_access_token_never_outlives_its_session(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.absolute_lifetime_secs = Some(300)).await;
+    let app = spawn_app_with(backend, |o| o.sessions.absolute_lifetime_secs = 300).await;
     let t0 = app.now();
     let created = app.create_session("user-1").await;
     let expires = |field: &str| created.body[field].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap();

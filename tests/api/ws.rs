@@ -112,7 +112,7 @@ async fn bad_credentials_are_refused_with_their_close_codes(backend: Backend) {
 async fn a_session_that_ran_out_of_time_meets_token_expired_at_auth_then_session_expired(backend: Backend) {
     // An idle timeout shorter than the access-token lifetime, so the token lives exactly as long
     // as the session: the token's `exp` is capped at the session's expiry.
-    let app = spawn_app_with(backend, |o| o.idle_timeout_secs = Some(120)).await;
+    let app = spawn_app_with(backend, |o| o.sessions.idle_timeout_secs = 120).await;
     let created = app.create_session("user-1").await;
     let (exp, end) = (ms(&created.body["access_token_expires_at"]), ms(&created.body["session"]["expires_at"]));
     assert!(exp <= end && end - exp < 1000, "the token ends with the session (to its whole second): {exp} {end}");
@@ -127,7 +127,7 @@ async fn session_expired_at_auth_takes_a_lifetime_shortened_after_the_token_was_
     let created = app.create_session("user-1").await;
     // The operator lowers the idle timeout below the access-token lifetime; the next rotation
     // moves the session's expiry earlier than the access token issued before it.
-    let app = app.restart(|o| o.idle_timeout_secs = Some(60)).await;
+    let app = app.restart(|o| o.sessions.idle_timeout_secs = 60).await;
     let rotated = app.refresh_ok(&created.refresh).await;
     app.advance(Duration::seconds(61));
     expect_refused(&app, &created.access, "session_expired", close::SESSION_EXPIRED).await;
@@ -155,7 +155,7 @@ async fn the_server_prefers_msgpack_and_defaults_to_json(backend: Backend) {
 }
 
 async fn no_auth_within_the_timeout_closes_with_auth_timeout(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.ws_auth_timeout_ms = Some(200)).await;
+    let app = spawn_app_with(backend, |o| o.gateway.auth_timeout_ms = 200).await;
     for encoding in Encoding::BOTH {
         let started = std::time::Instant::now();
         let mut ws = app.ws(encoding, None).await;

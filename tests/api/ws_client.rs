@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 use session_client::proto::ws::{codec, ClientFrame, ServerFrame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
-use session_service::config::Overrides;
+use session_service::config::Config;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -69,9 +69,9 @@ impl Encoding {
 
 /// Settings for tests that move the clock by hours or days: the node's background sweep must not
 /// close connections for silence or token expiry behind the test's back.
-pub fn patient_deadlines(o: &mut Overrides) {
-    o.ws_heartbeat_timeout_ms = Some(A_YEAR_MS);
-    o.ws_token_grace_ms = Some(A_YEAR_MS);
+pub fn patient_deadlines(o: &mut Config) {
+    o.gateway.heartbeat_timeout_ms = A_YEAR_MS;
+    o.gateway.token_grace_ms = A_YEAR_MS;
 }
 
 pub struct WsClient {

@@ -15,8 +15,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_millis(1500);
 
 async fn draining_node(backend: Backend) -> TestApp {
     spawn_app_with(backend, |o| {
-        o.drain_jitter_ms = Some(JITTER_MS);
-        o.drain_timeout_ms = Some(DRAIN_TIMEOUT.as_millis() as u64);
+        o.drain.jitter_ms = JITTER_MS;
+        o.drain.timeout_ms = DRAIN_TIMEOUT.as_millis() as u64;
     })
     .await
 }
@@ -68,7 +68,7 @@ async fn upgrades_during_the_drain_are_refused(backend: Backend) {
 }
 
 async fn a_client_that_never_answers_does_not_hold_up_shutdown(backend: Backend) {
-    let mut app = spawn_app_with(backend, |o| o.drain_timeout_ms = Some(300)).await;
+    let mut app = spawn_app_with(backend, |o| o.drain.timeout_ms = 300).await;
     let created = app.create_session("user-1").await;
     let _silent = app.ws_live(Encoding::Json, &created).await;
     let started = Instant::now();
@@ -80,8 +80,8 @@ async fn a_client_that_never_answers_does_not_hold_up_shutdown(backend: Backend)
 
 async fn a_connection_still_authenticating_is_drained_too(backend: Backend) {
     let mut app = spawn_app_with(backend, |o| {
-        o.drain_jitter_ms = Some(JITTER_MS);
-        o.ws_auth_timeout_ms = Some(3000);
+        o.drain.jitter_ms = JITTER_MS;
+        o.gateway.auth_timeout_ms = 3000;
     })
     .await;
     let mut ws = app.ws(Encoding::Json, None).await;

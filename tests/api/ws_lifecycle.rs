@@ -45,7 +45,7 @@ fn advance_to(app: &TestApp, at_ms: i64) {
 }
 
 async fn token_expiring_comes_once_per_token_and_expiry_closes_with_token_expired(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.ws_heartbeat_timeout_ms = Some(A_YEAR_MS)).await;
+    let app = spawn_app_with(backend, |o| o.gateway.heartbeat_timeout_ms = A_YEAR_MS).await;
     for encoding in Encoding::BOTH {
         let (created, mut ws, exp) = welcomed(&app, encoding).await;
         advance_to(&app, exp - 60_001);
@@ -78,7 +78,7 @@ async fn token_expiring_comes_once_per_token_and_expiry_closes_with_token_expire
 async fn a_token_with_less_than_the_warning_left_is_warned_at_the_next_sweep(backend: Backend) {
     // Access tokens of 30 s: less than the 60 s warning from the start. Only the node's own
     // one-second sweep runs here (the clock stands still).
-    let app = spawn_app_with(backend, |o| o.access_ttl_secs = Some(30)).await;
+    let app = spawn_app_with(backend, |o| o.sessions.access_ttl_secs = 30).await;
     for encoding in Encoding::BOTH {
         let (_, mut ws, exp) = welcomed(&app, encoding).await;
         let (frame, waited) = ws.timed_frame().await;
@@ -90,7 +90,7 @@ async fn a_token_with_less_than_the_warning_left_is_warned_at_the_next_sweep(bac
 }
 
 async fn a_rest_refresh_leaves_the_socket_on_its_old_access_token(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.ws_heartbeat_timeout_ms = Some(A_YEAR_MS)).await;
+    let app = spawn_app_with(backend, |o| o.gateway.heartbeat_timeout_ms = A_YEAR_MS).await;
     for encoding in Encoding::BOTH {
         let (created, mut ws, exp) = welcomed(&app, encoding).await;
         app.advance(Duration::minutes(5));
@@ -109,7 +109,7 @@ async fn a_rest_refresh_leaves_the_socket_on_its_old_access_token(backend: Backe
 }
 
 async fn a_socket_refresh_after_a_rest_refresh_moves_the_socket_to_the_new_token(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.ws_heartbeat_timeout_ms = Some(A_YEAR_MS)).await;
+    let app = spawn_app_with(backend, |o| o.gateway.heartbeat_timeout_ms = A_YEAR_MS).await;
     for encoding in Encoding::BOTH {
         let (created, mut ws, exp) = welcomed(&app, encoding).await;
         app.advance(Duration::minutes(5));
@@ -176,7 +176,7 @@ async fn flush(app: &TestApp) {
 
 async fn last_seen_reaches_the_store_in_batches_not_per_heartbeat(backend: Backend) {
     // Only the test flushes.
-    let app = spawn_app_with(backend, |o| o.presence_flush_ms = Some(A_YEAR_MS)).await;
+    let app = spawn_app_with(backend, |o| o.gateway.presence_flush_ms = A_YEAR_MS).await;
     for encoding in Encoding::BOTH {
         let created = app.create_session("user-1").await;
         let mut ws = app.ws_live(encoding, &created).await;
@@ -209,8 +209,8 @@ async fn last_seen_reaches_the_store_in_batches_not_per_heartbeat(backend: Backe
 
 async fn last_seen_is_live_on_the_node_holding_the_connection_and_flushed_elsewhere(backend: Backend) {
     // Only the test flushes; both nodes read one database and share the clock.
-    let holder = spawn_app_with(backend, |o| o.presence_flush_ms = Some(A_YEAR_MS)).await;
-    let other = holder.sibling(|o| o.presence_flush_ms = Some(A_YEAR_MS)).await;
+    let holder = spawn_app_with(backend, |o| o.gateway.presence_flush_ms = A_YEAR_MS).await;
+    let other = holder.sibling(|o| o.gateway.presence_flush_ms = A_YEAR_MS).await;
     let created = holder.create_session("user-1").await;
     let mut ws = holder.ws_live(Encoding::Json, &created).await;
     holder.advance(Duration::seconds(7));

@@ -64,7 +64,7 @@ fn malformed(encoding: Encoding) -> Vec<(&'static str, Message)> {
 }
 
 async fn a_message_over_the_size_limit_closes_with_frame_too_large(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.ws_max_message_bytes = Some(1000)).await;
+    let app = spawn_app_with(backend, |o| o.gateway.max_message_bytes = 1000).await;
     for encoding in Encoding::BOTH {
         let created = app.create_session("user-1").await;
         let mut ws = app.ws_live(encoding, &created).await;
@@ -99,7 +99,7 @@ async fn a_message_over_64_kib_is_refused_with_a_reason_too(backend: Backend) {
 }
 
 async fn more_messages_than_the_rate_closes_with_rate_limited(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.ws_messages_per_sec = Some(5)).await;
+    let app = spawn_app_with(backend, |o| o.gateway.messages_per_sec = 5).await;
     for encoding in Encoding::BOTH {
         let created = app.create_session("user-1").await;
         let mut ws = app.ws_live(encoding, &created).await;
@@ -186,7 +186,7 @@ async fn five_malformed_frames_in_a_row_close_with_protocol_error(backend: Backe
 }
 
 async fn the_connection_limit_refuses_with_server_full(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.ws_max_connections = Some(2)).await;
+    let app = spawn_app_with(backend, |o| o.gateway.max_connections = 2).await;
     let sessions = [app.create_session("user-1").await, app.create_session("user-2").await];
     let first = app.ws_live(Encoding::Msgpack, &sessions[0]).await;
     let _second = app.ws_live(Encoding::Json, &sessions[1]).await;
@@ -203,9 +203,9 @@ async fn the_connection_limit_refuses_with_server_full(backend: Backend) {
 async fn unauthenticated_upgrades_cannot_keep_players_out(backend: Backend) {
     // Once 50 silent upgrades filled a node with WS_MAX_CONNECTIONS=50 until their auth timeout.
     let app = spawn_app_with(backend, |o| {
-        o.ws_max_connections = Some(50);
-        o.ws_max_pending = Some(20);
-        o.ws_auth_timeout_ms = Some(600_000);
+        o.gateway.max_connections = 50;
+        o.gateway.max_pending = 20;
+        o.gateway.auth_timeout_ms = 600_000;
     })
     .await;
     let mut silent = Vec::new();

@@ -107,7 +107,7 @@ async fn refresh_token_reuse_over_rest_closes_the_connection(backend: Backend) {
 
 async fn the_expiry_sweep_pushes_expired(backend: Backend) {
     let app = spawn_app_with(backend, |o| {
-        o.idle_timeout_secs = Some(3600);
+        o.sessions.idle_timeout_secs = 3600;
         patient_deadlines(o);
     })
     .await;
@@ -125,7 +125,7 @@ async fn the_expiry_sweep_pushes_expired(backend: Backend) {
 }
 
 async fn the_per_user_cap_pushes_session_limit_to_the_evicted_session(backend: Backend) {
-    let app = spawn_app_with(backend, |o| o.max_sessions_per_user = Some(2)).await;
+    let app = spawn_app_with(backend, |o| o.sessions.max_sessions_per_user = 2).await;
     let oldest = app.create_session("user-1").await;
     app.advance(Duration::seconds(1));
     let newer = app.create_session("user-1").await;

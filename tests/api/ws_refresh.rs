@@ -137,7 +137,7 @@ async fn a_token_two_generations_old_is_reuse_even_inside_the_grace_window(backe
 
 async fn a_refresh_of_a_session_past_its_expiry_answers_session_expired_and_the_socket_stays(backend: Backend) {
     let app = spawn_app_with(backend, |o| {
-        o.idle_timeout_secs = Some(3600);
+        o.sessions.idle_timeout_secs = 3600;
         patient_deadlines(o);
     })
     .await;
