@@ -67,7 +67,7 @@ async fn with_a_thousand_idle_sockets_held_and_a_small_file_limit_a_player_still
 }
 
 /// Connects a device with the `auth` frame and returns the server's first frame.
-async fn welcome(node: &NodeProcess, access: &str) -> Value {
+pub(crate) async fn welcome(node: &NodeProcess, access: &str) -> Value {
     let mut request = format!("ws://{}/ws", node.addr()).into_client_request().unwrap();
     request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static(SUBPROTOCOL_JSON));
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("the upgrade succeeds");

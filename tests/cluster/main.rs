@@ -10,6 +10,7 @@ mod node;
 #[path = "../common/redis.rs"]
 mod redis;
 
+mod config_file;
 mod file_limit;
 mod fleet;
 mod infra;
