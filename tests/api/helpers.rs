@@ -13,6 +13,7 @@ use session_service::clock::{Clock, ManualClock};
 pub use session_service::config::{Overrides, Secret};
 use session_service::config::{ServiceKeySpec, Settings};
 use session_service::state::AppState;
+use session_test_support::db;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -20,7 +21,6 @@ use uuid::Uuid;
 
 pub use crate::calls::*;
 pub use crate::checks::*;
-use crate::db;
 
 /// Turns `async fn name(backend: Backend)` items into one `#[tokio::test]` per store:
 /// `sqlite::name` and `postgres::name`. A test missing from the list is dead code, which clippy
