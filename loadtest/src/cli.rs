@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use reqwest::Url;
 
-use crate::ws;
+use crate::{spawn, ws};
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -17,6 +17,8 @@ pub enum Mode {
     Rest(Args),
     /// One of the WebSocket subcommands.
     Ws(Command),
+    /// `spawn`: local nodes for the run of another mode.
+    Spawn(spawn::SpawnArgs),
 }
 
 /// The WebSocket subcommands, parsed apart from the REST options: the REST run's required
@@ -27,6 +29,20 @@ pub enum Mode {
 struct WsCli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `loadtest spawn`, parsed on its own for the same reason.
+#[derive(Debug, Parser)]
+#[command(name = "loadtest", version)]
+struct SpawnCli {
+    #[command(subcommand)]
+    command: SpawnCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum SpawnCommand {
+    /// Starts local nodes, runs another mode's command line against them, then stops them.
+    Spawn(spawn::SpawnArgs),
 }
 
 /// The WebSocket modes.
@@ -54,7 +70,7 @@ pub fn parse() -> Mode {
 }
 
 /// Parses `args`, the program name first: a subcommand name as the first argument selects a
-/// WebSocket mode, anything else is a REST run.
+/// WebSocket mode or `spawn`, anything else is a REST run.
 pub fn parse_from<I, T>(args: I) -> Result<Mode, clap::Error>
 where
     I: IntoIterator<Item = T>,
@@ -63,6 +79,10 @@ where
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     match args.get(1).and_then(|a| a.to_str()) {
         Some("ws-tokens" | "ws-idle" | "ws-revoke" | "paced") => Ok(Mode::Ws(WsCli::try_parse_from(args)?.command)),
+        Some("spawn") => {
+            let SpawnCommand::Spawn(spawn) = SpawnCli::try_parse_from(args)?.command;
+            Ok(Mode::Spawn(spawn))
+        }
         _ => Ok(Mode::Rest(Args::try_parse_from(args)?)),
     }
 }
@@ -72,7 +92,7 @@ where
 #[command(
     name = "loadtest",
     version,
-    after_help = "WebSocket modes: `loadtest ws-tokens --help`, `loadtest ws-idle --help`, `loadtest ws-revoke --help`, `loadtest paced --help`."
+    after_help = "WebSocket modes: `loadtest ws-tokens --help`, `loadtest ws-idle --help`, `loadtest ws-revoke --help`, `loadtest paced --help`. Local nodes for any mode: `loadtest spawn --help`."
 )]
 pub struct Args {
     /// Base URL of the server under test; its host must be a loopback address or `localhost`.
@@ -176,16 +196,20 @@ pub fn loopback_url(base_url: &str) -> anyhow::Result<Url> {
     if !matches!(url.scheme(), "http" | "https") {
         bail!("--base-url must be http:// or https://, not {}://", url.scheme());
     }
-    // `host_str` gives IPv6 addresses in brackets and IPv4 ones normalized (`127.1` is 127.0.0.1).
-    let host = url.host_str().unwrap_or_default();
-    let loopback = match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
-        Ok(ip) => ip.is_loopback(),
-        Err(_) => host.eq_ignore_ascii_case("localhost"),
-    };
-    if !loopback {
+    if !is_loopback(&url) {
         bail!("refusing to load {base_url}: the target must be a loopback address (127.0.0.0/8, [::1]) or localhost");
     }
     Ok(url)
+}
+
+/// Whether the URL's host is a loopback address or `localhost`.
+pub fn is_loopback(url: &Url) -> bool {
+    // `host_str` gives IPv6 addresses in brackets and IPv4 ones normalized (`127.1` is 127.0.0.1).
+    let host = url.host_str().unwrap_or_default();
+    match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
 }
 
 #[cfg(test)]

@@ -12,20 +12,26 @@
 //! loadtest paced --base-urls URL1,URL2,URL3 [--service-key KEY | --tokens-file FILE] \
 //!          --scenario validate|ws-auth --rate 10000 [--duration-secs 10] [--warmup-secs 2] \
 //!          [--sessions 10000] [--max-in-flight 2000] [--source-ips 127.0.0.2,...]
+//! loadtest spawn [--nodes N] [--server-bin PATH] [--database sqlite|postgres] [--redis] \
+//!          -- <any of the above without --base-url(s) and --service-key>
 //! ```
 //!
 //! Only loopback targets are accepted. Every loop is bounded by the deadline (warm-up + duration)
 //! and, when given, the request budget; requests are bounded by a timeout, so a run always ends by
-//! itself. The summary goes to stdout, followed by the same numbers as one JSON line.
+//! itself. The summary goes to stdout, followed by the same numbers as one JSON line. `spawn`
+//! starts the nodes itself (loopback only, each on a port it chose and reported) and stops them
+//! when the run ends.
 //!
 //! # Layout
 //! - `cli`: options and the loopback check.
 //! - `scenarios`: session set-up and the worker loops.
 //! - `stats`: per-worker recorders and the final report.
 //! - `ws`: the WebSocket and multi-node modes (`ws-tokens`, `ws-idle`, `ws-revoke`, `paced`).
+//! - `spawn`: local nodes for a run of any of these.
 
 mod cli;
 mod scenarios;
+mod spawn;
 mod stats;
 mod ws;
 
@@ -43,11 +49,21 @@ use stats::{Recorder, Report};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match cli::parse() {
+        Mode::Spawn(args) => spawn::run(args).await,
+        mode => run(mode).await,
+    }
+}
+
+/// Runs one mode against nodes that are already up.
+async fn run(mode: Mode) -> anyhow::Result<()> {
+    match mode {
         Mode::Ws(Command::Tokens(args)) => ws::tokens(args).await,
         Mode::Ws(Command::Idle(args)) => ws::idle(args).await,
         Mode::Ws(Command::Revoke(args)) => ws::revoke(args).await,
         Mode::Ws(Command::Paced(args)) => ws::paced(args).await,
         Mode::Rest(args) => rest(args).await,
+        // `spawn::run` refuses to run itself, so this is not reached.
+        Mode::Spawn(_) => bail!("`spawn` runs another mode, not itself"),
     }
 }
 

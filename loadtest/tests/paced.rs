@@ -3,29 +3,13 @@
 //! counted by kind and fail the run, for both scenarios. Small rates: this checks the harness's
 //! accounting, not the server's speed (that is `scripts/hot-paths-bench.sh`).
 
-#[path = "../../tests/common/node.rs"]
-mod node;
+mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use node::NodeProcess;
-
-/// The server binary next to this package's `loadtest` (one target directory for the workspace);
-/// built first when this test runs without the rest of the workspace.
-fn server_bin() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_loadtest")).with_file_name("session-service");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "--quiet", "-p", "session-service", "--bin", "session-service"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the server failed");
-    }
-    bin
-}
+use session_test_support::node::NodeProcess;
+use support::{report, server_bin};
 
 async fn node() -> NodeProcess {
     // The default log level: the harness learns the port from the `listening` line.
@@ -34,21 +18,8 @@ async fn node() -> NodeProcess {
 
 /// Runs `loadtest paced` with `args` (bounded by a timeout) and returns its output.
 async fn paced(args: &[&str]) -> Output {
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .arg("paced")
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(Duration::from_secs(60), run).await.expect("paced ends by itself").expect("loadtest runs")
-}
-
-/// The report's JSON line (the last line of stdout).
-fn report(out: &Output) -> serde_json::Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line =
-        stdout.lines().last().unwrap_or_else(|| panic!("no report; stderr:\n{}", String::from_utf8_lossy(&out.stderr)));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    let args: Vec<&str> = ["paced"].iter().chain(args).copied().collect();
+    support::loadtest(&args, Duration::from_secs(60)).await
 }
 
 #[tokio::test]

@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
+use session_test_support::redis::{Mode, Proxy, RedisServer};
 
 use crate::cluster::{on_redis, three_nodes, until_online};
 use crate::helpers::*;
-use crate::redis_server::{Mode, Proxy, RedisServer};
 use crate::ws_client::*;
 
 async fn rest_keeps_working_while_redis_is_down_and_reconciliation_closes_revoked_devices(backend: Backend) {

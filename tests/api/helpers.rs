@@ -14,6 +14,7 @@ use session_service::config::Settings;
 pub use session_service::config::{Config, Secret};
 use session_service::http::auth::ServiceKeySpec;
 use session_service::state::AppState;
+use session_test_support::db;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -21,7 +22,6 @@ use uuid::Uuid;
 
 pub use crate::calls::*;
 pub use crate::checks::*;
-use crate::db;
 
 /// Turns `async fn name(backend: Backend)` items into one `#[tokio::test]` per store:
 /// `sqlite::name` and `postgres::name`. A test missing from the list is dead code, which clippy

@@ -3,11 +3,6 @@
 //! where the store plays no part (`sqlite_only::<name>`), each on a node of its own with a fresh
 //! database and a manual clock (see `helpers`; `ws_client` is the WebSocket client).
 
-#[path = "../common/db.rs"]
-mod db;
-#[path = "../common/redis.rs"]
-mod redis_server;
-
 #[macro_use]
 mod helpers;
 

@@ -5,9 +5,6 @@
 //! runs every story against a private three-master Redis Cluster. `redis_bus` holds what only the
 //! Redis bus promises (its breaker, the cache's maximum age).
 
-#[path = "../common/redis.rs"]
-mod redis_server;
-
 mod redis_bus;
 mod stories;
 
@@ -105,7 +102,7 @@ macro_rules! bus_stories {
             /// Every story on one private Redis Cluster, each under its own prefix.
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn all() {
-                let cluster = crate::redis_server::RedisCluster::start(3).await;
+                let cluster = session_test_support::redis::RedisCluster::start(3).await;
                 let url = cluster.urls().join(",");
                 $(
                     let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());

@@ -10,9 +10,9 @@ use session_service::bus::redis::{RedisBus, RedisOptions};
 use session_service::bus::BusError;
 use session_service::config::Secret;
 use session_service::session::cache::{CacheError, Cached};
+use session_test_support::redis::RedisServer;
 use uuid::Uuid;
 
-use crate::redis_server::RedisServer;
 use crate::stories::{info, record};
 use crate::{redis_url, remove_keys, Node, TTL};
 

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::file_limit::welcome;
-use crate::node::NodeProcess;
+use session_test_support::node::NodeProcess;
 
 /// A file removed when dropped.
 struct TempFile(std::path::PathBuf);

@@ -8,13 +8,12 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use session_client::proto::ws::SUBPROTOCOL_JSON;
+use session_test_support::node::NodeProcess;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
-
-use crate::node::NodeProcess;
 
 /// The node's file limit: well below the idle sockets held against it.
 const FILE_LIMIT: u64 = 512;

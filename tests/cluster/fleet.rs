@@ -7,12 +7,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use session_client::proto::ws::SUBPROTOCOL_JSON;
+use session_test_support::node::NodeProcess;
 use sha2::{Digest, Sha256};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
-
-use crate::node::NodeProcess;
 
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 

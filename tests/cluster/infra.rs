@@ -5,10 +5,9 @@ use std::io::ErrorKind;
 
 use ::redis::cluster::ClusterClient;
 use ::redis::AsyncCommands;
+use session_test_support::node::NodeProcess;
+use session_test_support::redis::{RedisCluster, RedisServer};
 use tokio::net::TcpStream;
-
-use crate::node::NodeProcess;
-use crate::redis::{RedisCluster, RedisServer};
 
 #[tokio::test]
 async fn a_private_redis_server_answers_stops_and_answers_again_after_restart_on_the_same_port() {
@@ -40,7 +39,8 @@ async fn a_three_master_cluster_reaches_state_ok_and_a_key_set_through_a_cluster
     let urls = cluster.urls();
     assert_eq!(urls.len(), 3);
     for url in &urls {
-        let info = crate::redis::cluster_info(url).await.unwrap_or_else(|| panic!("CLUSTER INFO on {url}"));
+        let info =
+            session_test_support::redis::cluster_info(url).await.unwrap_or_else(|| panic!("CLUSTER INFO on {url}"));
         assert!(info.lines().any(|l| l.trim() == "cluster_state:ok"), "{url} says:\n{info}");
     }
 

@@ -1,14 +1,7 @@
 //! Multi-node tests: several server processes sharing private Redis instances, killed and
 //! restarted for real. `infra` checks the harness itself (private Redis servers and clusters in
-//! `common/redis.rs`, node processes in `common/node.rs`) so that a failure elsewhere in this
-//! binary is about the service, not the scaffolding.
-
-#[path = "../common/db.rs"]
-mod db;
-#[path = "../common/node.rs"]
-mod node;
-#[path = "../common/redis.rs"]
-mod redis;
+//! `session_test_support::redis`, node processes in `session_test_support::node`) so that a
+//! failure elsewhere in this binary is about the service, not the scaffolding.
 
 mod config_file;
 mod file_limit;

@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::db;
+use session_test_support::db;
+use session_test_support::redis::RedisServer;
+
 use crate::fleet::Fleet;
-use crate::redis::RedisServer;
 
 /// Connect-close rounds measured.
 const ROUNDS: usize = 20;

@@ -7,11 +7,11 @@
 use std::time::{Duration, Instant};
 
 use futures::SinkExt;
+use session_test_support::db;
+use session_test_support::redis::RedisServer;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::db;
 use crate::fleet::{next_frame, Fleet};
-use crate::redis::RedisServer;
 
 /// The bound for a dead node's sessions to read offline.
 const OFFLINE_WITHIN: Duration = Duration::from_secs(5);

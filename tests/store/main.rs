@@ -4,9 +4,6 @@
 //!
 //! Every time is explicit (a base instant plus offsets); nothing sleeps.
 
-#[path = "../common/db.rs"]
-mod db;
-
 mod cap;
 mod edits;
 mod fixtures;
@@ -36,11 +33,11 @@ macro_rules! store_stories {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $story() {
-                    let url = crate::db::sqlite_url();
+                    let url = session_test_support::db::sqlite_url();
                     let store = session_service::store::connect(&url).await.expect("open sqlite");
                     assert_eq!(store.backend(), "sqlite");
                     let outcome = crate::run(crate::$module::$story(store)).await;
-                    crate::db::remove_sqlite(&url);
+                    session_test_support::db::remove_sqlite(&url);
                     outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
                 }
             )*
@@ -50,11 +47,11 @@ macro_rules! store_stories {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $story() {
-                    let url = crate::db::postgres_url().await;
+                    let url = session_test_support::db::postgres_url().await;
                     let store = session_service::store::connect(&url).await.expect("connect postgres");
                     assert_eq!(store.backend(), "postgres");
                     let outcome = crate::run(crate::$module::$story(store)).await;
-                    crate::db::drop_postgres(&url).await;
+                    session_test_support::db::drop_postgres(&url).await;
                     outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
                 }
             )*

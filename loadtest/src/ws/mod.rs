@@ -285,7 +285,7 @@ fn open_files_limit() -> Option<u64> {
 
 /// Cancels `stop` on Ctrl-C (SIGINT) or SIGTERM, so a supervising script ends the run early
 /// and the connections still close cleanly.
-async fn stop_on_signal(stop: CancellationToken) {
+pub async fn stop_on_signal(stop: CancellationToken) {
     #[cfg(unix)]
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -1,6 +1,6 @@
 //! A TCP proxy on loopback in front of one server, for partitions that involve some clients
 //! only: a test points one node at the proxy and the others at the server, then cuts the proxy.
-//! Included by `redis.rs` (`Proxy`).
+//! Re-exported by `redis`, whose servers it usually fronts.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +48,7 @@ impl Proxy {
         format!("redis://{}", self.addr)
     }
 
+    /// Switches what the proxy does, for open connections and new ones alike.
     pub fn set(&self, mode: Mode) {
         self.mode.send_replace(mode);
     }
@@ -120,5 +121,55 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut mode: watch::
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// An upstream that echoes every byte back.
+    async fn echo() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (mut read, mut write) = socket.split();
+                    let _ = tokio::io::copy(&mut read, &mut write).await;
+                });
+            }
+        });
+        addr
+    }
+
+    async fn read_exact(socket: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        tokio::time::timeout(Duration::from_secs(5), socket.read_exact(&mut buf)).await.expect("bytes arrive").unwrap();
+        buf
+    }
+
+    #[tokio::test]
+    async fn a_cut_holds_bytes_until_the_proxy_opens_and_a_refusal_closes_the_connection() {
+        let proxy = Proxy::start(echo().await).await;
+        let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+        client.write_all(b"one").await.unwrap();
+        assert_eq!(read_exact(&mut client, 3).await, b"one");
+
+        proxy.set(Mode::Cut);
+        client.write_all(b"two").await.unwrap();
+        let mut buf = [0u8; 3];
+        // Absence can only be shown over a while: a quarter second of silence, then the bytes.
+        let silent = tokio::time::timeout(Duration::from_millis(250), client.read(&mut buf)).await;
+        assert!(silent.is_err(), "nothing passes a cut proxy: {silent:?}");
+        proxy.set(Mode::Open);
+        assert_eq!(read_exact(&mut client, 3).await, b"two");
+
+        proxy.set(Mode::Refuse);
+        let closed = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf)).await.expect("closed in time");
+        assert!(matches!(closed, Ok(0) | Err(_)), "a refusing proxy closes the connection: {closed:?}");
+        assert_eq!(proxy.accepted(), 1);
     }
 }

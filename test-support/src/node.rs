@@ -1,12 +1,12 @@
 //! The server binary as a child process, for tests that need a node to die for real (SIGKILL)
-//! rather than shut down in-process. The node listens on a port of its own choosing and we learn
-//! it from its `listening` log line, so there is no fixed port and no sleep. Include from a test
-//! binary with `#[path = "../common/node.rs"] mod node;`.
-#![allow(dead_code)] // each test binary uses a different subset
+//! rather than shut down in-process, and for the load test's own nodes. The node listens on a
+//! port of its own choosing and we learn it from its `listening` log line, so there is no fixed
+//! port and no sleep. The caller names the binary: a server test passes
+//! `env!("CARGO_BIN_EXE_session-service")`, the load test a path it was given or found.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +15,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+use crate::{expect_started, ScratchDir, StartError};
 
 /// How long a node may take from spawn to its `listening` line.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -42,11 +44,17 @@ pub struct NodeProcess {
 }
 
 impl NodeProcess {
-    /// Spawns `bin` (pass `env!("CARGO_BIN_EXE_session-service")`) with `envs` on top of these
-    /// defaults: `LISTEN=127.0.0.1:0`, `DATA_DIR` a fresh temporary directory (also the working
-    /// directory), `RUST_LOG=info`, `NO_COLOR=1`. Waits until the node logs its address; panics
-    /// with its output if it exits first or takes longer than 15 s.
+    /// Spawns `bin` (a server test passes `env!("CARGO_BIN_EXE_session-service")`) with `envs` on
+    /// top of these defaults: `LISTEN=127.0.0.1:0`, `DATA_DIR` a fresh temporary directory (also
+    /// the working directory), `RUST_LOG=info`, `NO_COLOR=1`. Waits until the node logs its
+    /// address; panics with its output if it exits first or takes longer than 15 s.
     pub async fn spawn(bin: &str, envs: &[(&str, String)]) -> NodeProcess {
+        expect_started(NodeProcess::start(bin, envs).await)
+    }
+
+    /// [`NodeProcess::spawn`], returning the failure instead of panicking. `RUST_LOG`, if given,
+    /// must let the server's info-level `listening` line through.
+    pub async fn start(bin: &str, envs: &[(&str, String)]) -> Result<NodeProcess, StartError> {
         NodeProcess::spawn_command(Command::new(bin), bin, envs).await
     }
 
@@ -55,11 +63,11 @@ impl NodeProcess {
     pub async fn spawn_with_file_limit(bin: &str, files: u64, envs: &[(&str, String)]) -> NodeProcess {
         let mut cmd = Command::new("/bin/sh");
         cmd.arg("-c").arg(r#"ulimit -n "$0" && exec "$1""#).arg(files.to_string()).arg(bin);
-        NodeProcess::spawn_command(cmd, bin, envs).await
+        expect_started(NodeProcess::spawn_command(cmd, bin, envs).await)
     }
 
-    async fn spawn_command(mut cmd: Command, bin: &str, envs: &[(&str, String)]) -> NodeProcess {
-        let dir = ScratchDir::new();
+    async fn spawn_command(mut cmd: Command, bin: &str, envs: &[(&str, String)]) -> Result<NodeProcess, StartError> {
+        let dir = ScratchDir::new("node");
         cmd.env_clear().current_dir(dir.path()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd.kill_on_drop(true);
         for name in INHERITED_ENV {
@@ -79,7 +87,7 @@ impl NodeProcess {
         for (name, value) in envs {
             cmd.env(name, value);
         }
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {bin}: {e}"));
+        let mut child = cmd.spawn().map_err(|source| StartError::Spawn { program: bin.to_owned(), source })?;
         let pid = child.id().expect("a just-spawned process has a pid");
 
         let tail = Tail::default();
@@ -90,11 +98,12 @@ impl NodeProcess {
         let drains = [drain(stdout, tail.clone(), found.clone()), drain(stderr, tail.clone(), found)];
 
         match wait_for_addr(&mut child, &mut addr_rx, drains).await {
-            Ok(addr) => NodeProcess { child, pid, addr, tail, dir },
-            Err(outcome) => panic!("node {pid} {outcome}; output:\n{}", tail_text(&tail)),
+            Ok(addr) => Ok(NodeProcess { child, pid, addr, tail, dir }),
+            Err(why) => Err(StartError::NotReady { what: format!("node {pid}"), why, output: tail_text(&tail) }),
         }
     }
 
+    /// The address it reported in its `listening` line.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -104,6 +113,7 @@ impl NodeProcess {
         format!("http://{}", self.addr)
     }
 
+    /// Its process id.
     pub fn pid(&self) -> u32 {
         self.pid
     }
@@ -117,6 +127,12 @@ impl NodeProcess {
     pub async fn kill9(&mut self) {
         // tokio's `kill` sends SIGKILL on unix and then waits for the exit status.
         self.child.kill().await.unwrap_or_else(|e| panic!("cannot kill node {}: {e}", self.pid));
+    }
+
+    /// Kills the node (SIGKILL) and waits, at most 2 s, until it has exited. Unlike
+    /// [`NodeProcess::kill9`] it never panics: for a caller that is shutting down anyway.
+    pub async fn stop(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.child.kill()).await;
     }
 
     /// The last lines of the node's output, for failure messages.
@@ -217,23 +233,22 @@ fn tail_text(tail: &Tail) -> String {
     tail.iter().map(String::as_str).collect::<Vec<_>>().join("\n")
 }
 
-/// A fresh directory under the system's temporary directory, removed on drop.
-struct ScratchDir(PathBuf);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl ScratchDir {
-    fn new() -> ScratchDir {
-        let path = std::env::temp_dir().join(format!("sst-node-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
-        ScratchDir(path)
+    #[test]
+    fn the_address_is_read_from_the_listening_line_in_either_log_format() {
+        let text = "2025-01-01T00:00:00Z  INFO session_service::app: listening addr=127.0.0.1:40123 ops=None";
+        let json = r#"{"level":"INFO","fields":{"message":"listening","addr":"127.0.0.1:40124","ops":"None"}}"#;
+        assert_eq!(listening_addr(text), Some("127.0.0.1:40123".parse().unwrap()));
+        assert_eq!(listening_addr(json), Some("127.0.0.1:40124".parse().unwrap()));
+        assert_eq!(listening_addr("INFO connecting addr=127.0.0.1:5432"), None, "not the listening line");
     }
 
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+    #[test]
+    fn colour_codes_do_not_hide_the_address() {
+        let line = strip_ansi("\u{1b}[32m INFO\u{1b}[0m listening \u{1b}[3maddr\u{1b}[0m=127.0.0.1:40125");
+        assert_eq!(listening_addr(&line), Some("127.0.0.1:40125".parse().unwrap()), "{line}");
     }
 }

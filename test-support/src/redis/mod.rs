@@ -1,29 +1,32 @@
-//! Private Redis servers for multi-node tests: a single [`RedisServer`] that a test can stop and
-//! restart on the same port or freeze and thaw (to play an outage), a [`Proxy`] in front of one
-//! (to cut some nodes off while others still reach it), and a [`RedisCluster`] of
-//! cluster-enabled masters. Each process runs from `redis-server` on `PATH`, listens on a free loopback port, keeps
-//! nothing on disk (`--save ""`, no AOF) and logs to a file in a fresh temporary directory; both are
-//! gone when the value is dropped. The shared Redis on 6379 is never used. Include from a test
-//! binary with `#[path = "../common/redis.rs"] mod redis;`.
-#![allow(dead_code)] // each test binary uses a different subset
+//! Private Redis servers for multi-node tests and the load test's nodes: a single
+//! [`RedisServer`] that can be stopped and restarted on the same port or frozen and thawed (to
+//! play an outage), and a [`RedisCluster`] of cluster-enabled masters; [`Proxy`] (re-exported
+//! from `proxy`) goes in front of one to cut some clients off while others still reach it. Each
+//! process runs from `redis-server` on `PATH`, listens on a free loopback port, keeps nothing on
+//! disk (`--save ""`, no AOF) and logs to a file in a fresh temporary directory; both are gone
+//! when the value is dropped. The shared Redis on 6379 is never used.
+//!
+//! Redis cannot report a port it chose itself (`--port 0` turns TCP off), so a free port is
+//! probed first; a server that then finds it taken is told apart by its log and started again on
+//! another, and a server answering on the port only counts once it reports our child's pid.
+
+mod cluster;
 
 use std::io::ErrorKind;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-#[path = "proxy.rs"]
-mod proxy;
-#[allow(unused_imports)] // as above: not every binary cuts a node off
-pub use proxy::{Mode, Proxy};
+use crate::{expect_started, ScratchDir, StartError};
+
+pub use crate::proxy::{Mode, Proxy};
+pub use cluster::{cluster_info, RedisCluster};
 
 /// How long a server may take to answer after it was spawned.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a new cluster may take to report `cluster_state:ok` on every node.
-const CLUSTER_TIMEOUT: Duration = Duration::from_secs(20);
 /// Pause between two readiness probes.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
 /// A free port can be taken by someone else between our probe and redis binding it; we then try
@@ -46,25 +49,34 @@ pub struct RedisServer {
 enum LaunchError {
     /// Someone else took the port: worth another try on a different one.
     PortTaken,
+    /// Anything else: not worth another try.
+    Failed(StartError),
 }
 
 impl RedisServer {
-    /// Starts a standalone server on a free loopback port and waits until it answers.
+    /// Starts a standalone server on a free loopback port and waits until it answers; panics
+    /// with its log if it cannot.
     pub async fn start() -> RedisServer {
+        expect_started(RedisServer::try_start().await)
+    }
+
+    /// [`RedisServer::start`], returning the failure instead of panicking.
+    pub async fn try_start() -> Result<RedisServer, StartError> {
         RedisServer::start_with(Vec::new(), false).await
     }
 
-    async fn start_with(extra_args: Vec<String>, needs_bus_port: bool) -> RedisServer {
+    async fn start_with(extra_args: Vec<String>, needs_bus_port: bool) -> Result<RedisServer, StartError> {
         for _ in 0..START_ATTEMPTS {
             let port = free_port(needs_bus_port);
             let mut server =
                 RedisServer { port, dir: ScratchDir::new("redis"), extra_args: extra_args.clone(), child: None };
             match server.launch().await {
-                Ok(()) => return server,
+                Ok(()) => return Ok(server),
                 Err(LaunchError::PortTaken) => continue,
+                Err(LaunchError::Failed(e)) => return Err(e),
             }
         }
-        panic!("redis-server could not bind a free port in {START_ATTEMPTS} attempts");
+        Err(StartError::Invalid(format!("redis-server could not bind a free port in {START_ATTEMPTS} attempts")))
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -72,10 +84,12 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The port it listens on (the same across restarts).
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// `127.0.0.1:<port>`, e.g. for a [`Proxy`] in front of it.
     pub fn addr(&self) -> std::net::SocketAddr {
         std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
@@ -111,11 +125,15 @@ impl RedisServer {
     }
 
     /// Starts the server again on the same port (empty: nothing was persisted) and waits until it
-    /// answers. Panics if the port was taken meanwhile.
+    /// answers. Panics if the port was taken meanwhile, or if it does not come up.
     pub async fn restart(&mut self) {
         self.stop().await;
-        if self.launch().await.is_err() {
-            panic!("cannot restart redis-server: port {} was taken meanwhile\n{}", self.port, self.log_tail());
+        match self.launch().await {
+            Ok(()) => {}
+            Err(LaunchError::PortTaken) => {
+                panic!("cannot restart redis-server: port {} was taken meanwhile\n{}", self.port, self.log_tail())
+            }
+            Err(LaunchError::Failed(e)) => expect_started(Err(e)),
         }
     }
 
@@ -143,13 +161,15 @@ impl RedisServer {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .expect("cannot spawn redis-server (is it on PATH?)");
+            .map_err(|source| {
+                LaunchError::Failed(StartError::Spawn { program: "redis-server (is it on PATH?)".to_owned(), source })
+            })?;
         self.child = Some(child);
         self.wait_ready().await
     }
 
     /// Polls until the server answers `PING` and says it is our process (so a stranger that took
-    /// the port does not pass for it), or fails on early exit, or panics at the deadline.
+    /// the port does not pass for it), or fails on early exit or at the deadline.
     async fn wait_ready(&mut self) -> Result<(), LaunchError> {
         let deadline = Instant::now() + READY_TIMEOUT;
         let pid = self.child.as_ref().and_then(Child::id).expect("redis-server has a pid");
@@ -162,19 +182,21 @@ impl RedisServer {
                 if log.lines().any(|l| l.starts_with(&ours) && l.contains("Address already in use")) {
                     return Err(LaunchError::PortTaken);
                 }
-                panic!("redis-server on port {} exited with {status}:\n{}", self.port, self.log_tail());
+                return Err(self.not_ready(format!("exited with {status}")));
             }
             if server_pid(&self.url()).await == Some(pid) {
                 return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {} did not answer within {READY_TIMEOUT:?}:\n{}",
-                self.port,
-                self.log_tail()
-            );
+            if Instant::now() >= deadline {
+                return Err(self.not_ready(format!("did not answer within {READY_TIMEOUT:?}")));
+            }
             tokio::time::sleep(POLL_INTERVAL).await;
         }
+    }
+
+    fn not_ready(&self, why: String) -> LaunchError {
+        let what = format!("redis-server on port {}", self.port);
+        LaunchError::Failed(StartError::NotReady { what, why, output: self.log_tail() })
     }
 }
 
@@ -184,84 +206,6 @@ impl Drop for RedisServer {
             kill_and_reap(child);
         }
     }
-}
-
-/// A Redis Cluster of masters only, each a [`RedisServer`] in cluster mode.
-pub struct RedisCluster {
-    nodes: Vec<RedisServer>,
-}
-
-impl RedisCluster {
-    /// Starts `masters` (at least 3, as `redis-cli --cluster create` demands) cluster-enabled
-    /// servers, joins them with the slots split evenly, and waits until every node reports
-    /// `cluster_state:ok`.
-    pub async fn start(masters: usize) -> RedisCluster {
-        assert!(masters >= 3, "a Redis Cluster needs at least 3 masters, not {masters}");
-        let args: Vec<String> =
-            ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"]
-                .map(String::from)
-                .into();
-        let mut nodes = Vec::with_capacity(masters);
-        for _ in 0..masters {
-            nodes.push(RedisServer::start_with(args.clone(), true).await);
-        }
-        let cluster = RedisCluster { nodes };
-        cluster.create().await;
-        cluster.wait_ok().await;
-        cluster
-    }
-
-    /// One `redis://` URL per node.
-    pub fn urls(&self) -> Vec<String> {
-        self.nodes.iter().map(RedisServer::url).collect()
-    }
-
-    async fn create(&self) {
-        let addrs: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
-        let run = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(CLUSTER_TIMEOUT, run)
-            .await
-            .unwrap_or_else(|_| panic!("redis-cli --cluster create took longer than {CLUSTER_TIMEOUT:?}"))
-            .expect("cannot run redis-cli (is it on PATH?)");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    async fn wait_ok(&self) {
-        let deadline = Instant::now() + CLUSTER_TIMEOUT;
-        for node in &self.nodes {
-            loop {
-                let info = cluster_info(&node.url()).await;
-                if info.as_deref().is_some_and(|i| i.lines().any(|l| l.trim() == "cluster_state:ok")) {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the cluster did not reach state ok within {CLUSTER_TIMEOUT:?}; node {} says:\n{}",
-                    node.port(),
-                    info.unwrap_or_default()
-                );
-                tokio::time::sleep(POLL_INTERVAL).await;
-            }
-        }
-    }
-}
-
-/// `CLUSTER INFO` of one node, or `None` if it cannot be asked.
-pub async fn cluster_info(url: &str) -> Option<String> {
-    let mut con = connect(url).await?;
-    redis::cmd("CLUSTER").arg("INFO").query_async(&mut con).await.ok()
 }
 
 /// The `process_id` of the server at `url` once it answers `PING`, or `None` if it does not (yet).
@@ -312,26 +256,5 @@ fn kill_and_reap(child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(2);
     while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// A fresh directory under the system's temporary directory, removed on drop.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new(what: &str) -> ScratchDir {
-        let path = std::env::temp_dir().join(format!("sst-{what}-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
-        ScratchDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
