@@ -121,13 +121,12 @@ async fn the_database_keeps_only_hashes_of_refresh_tokens(backend: Backend) {
     let rotated = app.refresh_ok(&created.refresh).await;
     let rows = [app.stored_rows("sessions").await, app.stored_rows("audit_log").await, app.stored_rows("outbox").await]
         .join("\n");
-    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     for token in [&created.refresh, &rotated.refresh] {
         let secret = session_service::tokens::RefreshToken::parse(token).unwrap().secret;
-        for leak in [token.as_str(), token.rsplit('.').next().unwrap(), &hex(&secret)] {
+        for leak in [token.as_str(), token.rsplit('.').next().unwrap(), &hex::encode(secret)] {
             assert!(!rows.contains(leak), "{leak} is stored");
         }
-        assert!(rows.contains(&hex(&Sha256::digest(secret))), "the SHA-256 of the secret is what is kept");
+        assert!(rows.contains(&hex::encode(Sha256::digest(secret))), "the SHA-256 of the secret is what is kept");
     }
     for access in [&created.access, &rotated.access] {
         assert!(!rows.contains(access.as_str()), "an access token is stored");

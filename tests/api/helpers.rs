@@ -211,7 +211,7 @@ async fn start(
 
 /// A `ServiceKeySpec` as an operator would write it: `name:sha256hex:scopes`.
 pub fn key_spec(name: &str, key: &str, scopes: &str) -> ServiceKeySpec {
-    let hex: String = Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(Sha256::digest(key.as_bytes()));
     format!("{name}:{hex}:{scopes}").parse().expect("a valid key spec")
 }
 

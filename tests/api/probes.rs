@@ -27,7 +27,7 @@ impl TestApp {
                     for i in 0..row.len() {
                         let bytes: Option<Vec<u8>> = row.try_get_unchecked(i).expect("any column reads as bytes");
                         let bytes = bytes.unwrap_or_default();
-                        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                        let hex = hex::encode(&bytes);
                         out.push_str(&format!("{} {hex}\n", String::from_utf8_lossy(&bytes)));
                     }
                 }

@@ -24,7 +24,7 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_thousand_idle_sockets_held_and_a_small_file_limit_a_player_still_gets_welcome() {
     let key = format!("sk_limit_{}", uuid::Uuid::new_v4().simple());
-    let hash: String = Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let hash = hex::encode(Sha256::digest(key.as_bytes()));
     // Long timeouts: the idle sockets stay unless the node makes room by closing them itself.
     let env = [
         ("SERVICE_KEYS", format!("limit:{hash}:sessions:read+sessions:write")),

@@ -24,7 +24,7 @@ pub struct Fleet {
 impl Fleet {
     pub async fn start(n: usize, database_url: &str, redis_url: &str, data_dir: &std::path::Path) -> Fleet {
         let key = format!("sk_fleet_{}", uuid::Uuid::new_v4().simple());
-        let hash: String = Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let hash = hex::encode(Sha256::digest(key.as_bytes()));
         let env = [
             ("DATABASE_URL", database_url.to_owned()),
             ("REDIS_URL", redis_url.to_owned()),
