@@ -1,47 +1,46 @@
-//! Frame encoding per subprotocol, and the checks every inbound message passes (size, rate,
-//! well-formedness) before the connection acts on it.
+//! The gateway's side of the SDK's codec: frames to and from axum messages, and the checks every
+//! inbound message passes (size, rate, well-formedness) before the connection acts on it. The
+//! encoding itself is the SDK's (`session_client::proto::ws::codec`), the same one clients use.
 
 use axum::extract::ws::Message;
-use session_client::proto::ws::{codec, ClientFrame, ServerFrame, SUBPROTOCOL_MSGPACK};
+pub use session_client::proto::ws::codec::Encoding;
+use session_client::proto::ws::codec::{Data, DecodeError};
+use session_client::proto::ws::{ClientFrame, ServerFrame};
 use tokio::time::Instant;
 
 /// Longest `message` an `error` frame repeats from a decoder.
 const MAX_DETAIL: usize = 160;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    /// `session.v1.json`, and the default when no known subprotocol was offered.
-    Json,
-    /// `session.v1.msgpack`: binary frames, MessagePack maps with named fields.
-    Msgpack,
+/// The encoding of a connection whose upgrade selected `protocol`: JSON when the client offered
+/// no subprotocol we know.
+pub fn negotiated(protocol: Option<&str>) -> Encoding {
+    protocol.and_then(Encoding::from_protocol).unwrap_or(Encoding::Json)
 }
 
-impl Encoding {
-    pub fn from_protocol(protocol: Option<&str>) -> Self {
-        match protocol {
-            Some(SUBPROTOCOL_MSGPACK) => Self::Msgpack,
-            _ => Self::Json,
-        }
+/// `frame` as the data message `encoding` sends.
+pub fn encode(encoding: Encoding, frame: &ServerFrame) -> Message {
+    match encoding.encode(frame).expect("server frames serialize") {
+        Data::Text(text) => Message::Text(text.into()),
+        Data::Binary(bytes) => Message::Binary(bytes.into()),
     }
+}
 
-    pub fn encode(self, frame: &ServerFrame) -> Message {
-        match self {
-            Self::Json => Message::Text(codec::to_json(frame).expect("server frames serialize").into()),
-            Self::Msgpack => Message::Binary(codec::to_msgpack(frame).expect("server frames serialize").into()),
+/// Decodes a data message of `encoding`, which must hold exactly one map (nothing before or after
+/// it); the error is safe to show the client.
+pub fn decode(encoding: Encoding, message: &Message) -> Result<ClientFrame, String> {
+    let decoded = match message {
+        Message::Text(text) => encoding.decode_text(text),
+        Message::Binary(bytes) => encoding.decode_binary(bytes),
+        Message::Ping(_) | Message::Pong(_) | Message::Close(_) => Err(DecodeError::WrongKind(encoding)),
+    };
+    decoded.map_err(|e| match e {
+        // The client is told what to send, not what the codec saw.
+        DecodeError::WrongKind(Encoding::Json) => "this connection speaks session.v1.json: send text frames".into(),
+        DecodeError::WrongKind(Encoding::Msgpack) => {
+            "this connection speaks session.v1.msgpack: send binary frames".into()
         }
-    }
-
-    /// Decodes a data message of this encoding, which must hold exactly one map (nothing before
-    /// or after it); the error is safe to show the client.
-    pub fn decode(self, message: &Message) -> Result<ClientFrame, String> {
-        let detail = |e: codec::DecodeError| e.to_string().chars().take(MAX_DETAIL).collect::<String>();
-        match (self, message) {
-            (Self::Json, Message::Text(text)) => codec::from_json(text).map_err(detail),
-            (Self::Msgpack, Message::Binary(bytes)) => codec::from_msgpack(bytes).map_err(detail),
-            (Self::Json, _) => Err("this connection speaks session.v1.json: send text frames".into()),
-            (Self::Msgpack, _) => Err("this connection speaks session.v1.msgpack: send binary frames".into()),
-        }
-    }
+        e => e.to_string().chars().take(MAX_DETAIL).collect(),
+    })
 }
 
 /// Limits on what a client may send.
@@ -104,7 +103,7 @@ impl Inbound {
         if len > self.limits.max_message_bytes {
             return Verdict::TooLarge;
         }
-        match self.encoding.decode(message) {
+        match decode(self.encoding, message) {
             Ok(frame) => {
                 self.malformed_in_a_row = 0;
                 Verdict::Frame(frame)
@@ -142,6 +141,8 @@ impl Inbound {
 
 #[cfg(test)]
 mod tests {
+    use session_client::proto::ws::codec;
+
     use super::*;
 
     const LIMITS: InboundLimits =
@@ -185,30 +186,56 @@ mod tests {
     #[test]
     fn both_encodings_decode_what_a_client_sends() {
         let frame = ClientFrame::Ping { id: Some(3), ts: 42 };
-        let bytes = rmp_serde::to_vec_named(&frame).unwrap();
-        assert_eq!(Encoding::Msgpack.decode(&Message::Binary(bytes.into())), Ok(frame.clone()));
-        let text = serde_json::to_string(&frame).unwrap();
-        assert_eq!(Encoding::Json.decode(&Message::Text(text.into())), Ok(frame));
-        assert!(Encoding::Msgpack.decode(&Message::Binary(vec![0xc1].into())).is_err());
-        assert_eq!(Encoding::from_protocol(Some("session.v1.msgpack")), Encoding::Msgpack);
-        assert_eq!(Encoding::from_protocol(None), Encoding::Json);
+        let bytes = codec::to_msgpack(&frame).unwrap();
+        assert_eq!(decode(Encoding::Msgpack, &Message::Binary(bytes.into())), Ok(frame.clone()));
+        let text = codec::to_json(&frame).unwrap();
+        assert_eq!(decode(Encoding::Json, &Message::Text(text.into())), Ok(frame));
+        assert!(decode(Encoding::Msgpack, &Message::Binary(vec![0xc1].into())).is_err());
+        assert_eq!(negotiated(Some("session.v1.msgpack")), Encoding::Msgpack);
+        assert_eq!(negotiated(Some("session.v2.msgpack")), Encoding::Json);
+        assert_eq!(negotiated(None), Encoding::Json);
+    }
+
+    #[test]
+    fn a_message_of_the_wrong_kind_is_told_what_to_send() {
+        let ping = ClientFrame::Ping { id: None, ts: 1 };
+        let binary = Message::Binary(codec::to_msgpack(&ping).unwrap().into());
+        let text = Message::Text(codec::to_json(&ping).unwrap().into());
+        assert_eq!(
+            decode(Encoding::Json, &binary),
+            Err("this connection speaks session.v1.json: send text frames".into())
+        );
+        assert_eq!(
+            decode(Encoding::Msgpack, &text),
+            Err("this connection speaks session.v1.msgpack: send binary frames".into())
+        );
+    }
+
+    #[test]
+    fn server_frames_go_out_in_the_connection_s_kind_of_message() {
+        let frame = ServerFrame::Revoked { reason: "logout".into() };
+        assert_eq!(encode(Encoding::Json, &frame), Message::Text(r#"{"type":"revoked","reason":"logout"}"#.into()));
+        match encode(Encoding::Msgpack, &frame) {
+            Message::Binary(bytes) => assert_eq!(codec::from_msgpack::<ServerFrame>(&bytes).unwrap(), frame),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn a_message_is_one_map_with_nothing_after_it() {
-        let ping = rmp_serde::to_vec_named(&ClientFrame::Ping { id: Some(1), ts: 5 }).unwrap();
+        let ping = codec::to_msgpack(&ClientFrame::Ping { id: Some(1), ts: 5 }).unwrap();
         let two_maps = [ping.clone(), ping.clone()].concat();
         let zeros = [ping.clone(), vec![0, 0]].concat();
         for bytes in [two_maps, zeros] {
-            let refused = Encoding::Msgpack.decode(&Message::Binary(bytes.clone().into()));
+            let refused = decode(Encoding::Msgpack, &Message::Binary(bytes.clone().into()));
             assert!(refused.as_ref().is_err_and(|e| e.contains("after the frame's map")), "{bytes:02x?}: {refused:?}");
         }
         let positional = rmp_serde::to_vec(&("ping", 1u8, 5u8)).unwrap();
-        assert!(Encoding::Msgpack.decode(&Message::Binary(positional.into())).is_err());
+        assert!(decode(Encoding::Msgpack, &Message::Binary(positional.into())).is_err());
         let json = r#"{"type":"ping","id":1,"ts":5}"#;
         for text in [format!("{json}{json}"), format!("{json}\n\u{0}"), r#"["ping",1,5]"#.to_owned()] {
-            assert!(Encoding::Json.decode(&Message::Text(text.clone().into())).is_err(), "{text}");
+            assert!(decode(Encoding::Json, &Message::Text(text.clone().into())).is_err(), "{text}");
         }
-        assert!(Encoding::Json.decode(&Message::Text(format!(" {json}\n").into())).is_ok(), "JSON whitespace is fine");
+        assert!(decode(Encoding::Json, &Message::Text(format!(" {json}\n").into())).is_ok(), "JSON whitespace is fine");
     }
 }

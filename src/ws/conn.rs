@@ -51,7 +51,7 @@ where
     }
 
     async fn send(&mut self, frame: &ServerFrame) -> Result<(), Gone> {
-        let message = self.encoding.encode(frame);
+        let message = super::codec::encode(self.encoding, frame);
         match timeout(self.write_timeout, self.inner.send(message)).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(Gone),

@@ -1,7 +1,7 @@
 //! The real-time gateway: `GET /ws`. Game clients hold a WebSocket that carries heartbeats, token
 //! refresh and server pushes (docs/protocol.md).
 //!
-//! - [`codec`]: encodings and inbound limits;
+//! - [`codec`]: the SDK codec in axum messages, the negotiated encoding, and inbound limits;
 //! - [`conn`]: one connection's state machine;
 //! - [`close`]: why the server closes a connection, with its codes;
 //! - [`pending`]: sockets still waiting to authenticate;
@@ -29,7 +29,7 @@ use crate::fleet::Fleet;
 use crate::metrics::{Metrics, PushKind};
 use crate::registry::{Deadlines, LiveConnections};
 use crate::session::SessionService;
-use codec::{Encoding, InboundLimits};
+use codec::InboundLimits;
 use pending::Pending;
 
 /// Sessions per `last_seen` statement.
@@ -238,7 +238,7 @@ pub fn accept(gw: Arc<Gateway>, upgrade: WebSocketUpgrade, bearer: Option<String
         .max_write_buffer_size(64 * 1024)
         .max_message_size(64 * 1024)
         .max_frame_size(64 * 1024);
-    let encoding = Encoding::from_protocol(upgrade.selected_protocol().and_then(|p| p.to_str().ok()));
+    let encoding = codec::negotiated(upgrade.selected_protocol().and_then(|p| p.to_str().ok()));
     let tasks = gw.tasks.clone();
     upgrade.on_upgrade(move |socket| {
         let socket = conn::Socket::new(socket, encoding, gw.config.write_timeout);

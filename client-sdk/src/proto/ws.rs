@@ -4,7 +4,7 @@
 //! the reply. Times are integer milliseconds since the Unix epoch. The same types encode as JSON
 //! text frames (subprotocol `session.v1.json`) and as MessagePack binary frames with named fields
 //! (`session.v1.msgpack`). docs/protocol.md is the normative description. [`codec`] reads and
-//! writes them one frame per message, as strictly as the server.
+//! writes them one frame per message; the server uses the same codec.
 
 pub mod codec;
 

@@ -1,14 +1,110 @@
-//! Reading and writing one frame per WebSocket message, in either encoding, exactly as the
-//! server does. A message holds exactly one map: a positional array, or anything after the map
-//! (a second map, stray bytes), is refused rather than silently dropped, so a client bug that
-//! batches frames shows up at once instead of losing every frame but the first.
+//! Reading and writing one frame per WebSocket message, in either encoding: the one codec of the
+//! protocol, used by the server, the load generator and the tests alike. A message holds exactly
+//! one map: a positional array, or anything after the map (a second map, stray bytes), is refused
+//! rather than silently dropped, so a client bug that batches frames shows up at once instead of
+//! losing every frame but the first.
+//!
+//! [`Encoding`] is the subprotocol a connection speaks, with the kind of message it travels in
+//! (JSON in text messages, MessagePack in binary ones); the free functions are the two encodings
+//! on their own.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::{SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
+
+/// The encoding a connection speaks, named by its subprotocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// `session.v1.msgpack`: MessagePack maps with named fields, in binary messages.
+    Msgpack,
+    /// `session.v1.json`: JSON objects, in text messages.
+    Json,
+}
+
+/// The payload of one WebSocket data message, as [`Encoding::encode`] makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Data {
+    /// A text message (`session.v1.json`).
+    Text(String),
+    /// A binary message (`session.v1.msgpack`).
+    Binary(Vec<u8>),
+}
+
+impl Encoding {
+    /// Both encodings, MessagePack (what game clients use) first.
+    pub const BOTH: [Self; 2] = [Self::Msgpack, Self::Json];
+
+    /// The encoding a subprotocol names; `None` for any other subprotocol.
+    pub fn from_protocol(protocol: &str) -> Option<Self> {
+        match protocol {
+            SUBPROTOCOL_MSGPACK => Some(Self::Msgpack),
+            SUBPROTOCOL_JSON => Some(Self::Json),
+            _ => None,
+        }
+    }
+
+    /// The subprotocol naming this encoding, as offered in `Sec-WebSocket-Protocol`.
+    pub fn protocol(self) -> &'static str {
+        match self {
+            Self::Msgpack => SUBPROTOCOL_MSGPACK,
+            Self::Json => SUBPROTOCOL_JSON,
+        }
+    }
+
+    /// The kind of data message this encoding travels in.
+    fn message_kind(self) -> &'static str {
+        match self {
+            Self::Msgpack => "binary",
+            Self::Json => "text",
+        }
+    }
+
+    /// Encodes `frame` as the one data message this encoding sends.
+    pub fn encode<T: Serialize>(self, frame: &T) -> Result<Data, EncodeError> {
+        Ok(match self {
+            Self::Msgpack => Data::Binary(to_msgpack(frame)?),
+            Self::Json => Data::Text(to_json(frame)?),
+        })
+    }
+
+    /// Decodes a text message: one frame on a JSON connection, [`DecodeError::WrongKind`] on a
+    /// MessagePack one.
+    pub fn decode_text<T: DeserializeOwned>(self, text: &str) -> Result<T, DecodeError> {
+        match self {
+            Self::Json => from_json(text),
+            Self::Msgpack => Err(DecodeError::WrongKind(self)),
+        }
+    }
+
+    /// Decodes a binary message: one frame on a MessagePack connection, [`DecodeError::WrongKind`]
+    /// on a JSON one.
+    pub fn decode_binary<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, DecodeError> {
+        match self {
+            Self::Msgpack => from_msgpack(bytes),
+            Self::Json => Err(DecodeError::WrongKind(self)),
+        }
+    }
+}
+
+/// Why a frame could not be encoded (a frame type whose serialization fails: never ours).
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// MessagePack serialization failed.
+    #[error(transparent)]
+    Msgpack(#[from] rmp_serde::encode::Error),
+    /// JSON serialization failed.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
 /// Why a message is not a frame.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
+    /// A data message of the other kind than the connection's encoding travels in (binary on a
+    /// JSON connection, text on a MessagePack one).
+    #[error("a {} connection carries {} messages only", .0.protocol(), .0.message_kind())]
+    WrongKind(Encoding),
     /// The message does not start with a map (JSON object / MessagePack map).
     #[error("not a map: a frame is one map with a `type`")]
     NotAMap,
@@ -103,6 +199,30 @@ mod tests {
         }
         assert!(matches!(from_json::<ClientFrame>(""), Err(DecodeError::NotAMap)));
         assert!(matches!(from_json::<ClientFrame>("null"), Err(DecodeError::NotAMap)));
+    }
+
+    #[test]
+    fn an_encoding_travels_in_its_own_kind_of_message_only() {
+        assert_eq!(Encoding::Msgpack.encode(&ping()).unwrap(), Data::Binary(to_msgpack(&ping()).unwrap()));
+        assert_eq!(Encoding::Json.encode(&ping()).unwrap(), Data::Text(r#"{"type":"ping","id":7,"ts":5}"#.into()));
+        let bytes = to_msgpack(&ping()).unwrap();
+        let text = to_json(&ping()).unwrap();
+        assert_eq!(Encoding::Msgpack.decode_binary::<ClientFrame>(&bytes).unwrap(), ping());
+        assert_eq!(Encoding::Json.decode_text::<ClientFrame>(&text).unwrap(), ping());
+        let wrong = Encoding::Json.decode_binary::<ClientFrame>(&bytes).unwrap_err();
+        assert!(matches!(wrong, DecodeError::WrongKind(Encoding::Json)));
+        assert_eq!(wrong.to_string(), "a session.v1.json connection carries text messages only");
+        let wrong = Encoding::Msgpack.decode_text::<ClientFrame>(&text).unwrap_err();
+        assert_eq!(wrong.to_string(), "a session.v1.msgpack connection carries binary messages only");
+    }
+
+    #[test]
+    fn each_subprotocol_names_its_encoding() {
+        for encoding in Encoding::BOTH {
+            assert_eq!(Encoding::from_protocol(encoding.protocol()), Some(encoding));
+        }
+        assert_eq!(Encoding::Msgpack.protocol(), "session.v1.msgpack");
+        assert_eq!(Encoding::from_protocol("session.v2.json"), None);
     }
 
     #[test]
