@@ -9,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use futures::{SinkExt, StreamExt};
 use rand::Rng;
-use session_client::proto::ws::{ClientFrame, ServerFrame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
+use session_client::proto::ws::codec::{self, Data, DecodeError};
+use session_client::proto::ws::{ClientFrame, ServerFrame};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 use tokio::time::{interval_at, MissedTickBehavior};
@@ -37,7 +38,7 @@ pub struct Target {
     pub addr: SocketAddr,
     /// `ws://host:port/ws`.
     url: String,
-    encoding: Encoding,
+    encoding: codec::Encoding,
     timeout: Duration,
 }
 
@@ -53,16 +54,13 @@ impl Target {
             .with_context(|| format!("resolving {host}"))?
             .find(|a| a.ip().is_loopback())
             .with_context(|| format!("{host} does not resolve to a loopback address"))?;
-        Ok(Self { addr, url: format!("ws://{host}:{port}/ws"), encoding, timeout })
+        Ok(Self { addr, url: format!("ws://{host}:{port}/ws"), encoding: encoding.codec(), timeout })
     }
 
     fn request(&self) -> anyhow::Result<Request<()>> {
         let mut request = self.url.as_str().into_client_request()?;
-        let protocol = match self.encoding {
-            Encoding::Msgpack => SUBPROTOCOL_MSGPACK,
-            Encoding::Json => SUBPROTOCOL_JSON,
-        };
-        request.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
+        let protocol = HeaderValue::from_static(self.encoding.protocol());
+        request.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
         Ok(request)
     }
 }
@@ -160,7 +158,7 @@ enum Event {
 /// An authenticated connection.
 pub struct Live {
     ws: WebSocketStream<TcpStream>,
-    encoding: Encoding,
+    encoding: codec::Encoding,
     refresh: Option<String>,
 }
 
@@ -234,6 +232,16 @@ fn upgrade_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
     }
 }
 
+/// The failure a message that is not a server frame counts as: one bucket per encoding (with the
+/// codec's reason) and one for a message of the wrong kind.
+fn undecodable(encoding: codec::Encoding, e: &DecodeError) -> Failure {
+    match (e, encoding) {
+        (DecodeError::WrongKind(_), _) => Failure::Other("frame of the wrong kind for the subprotocol".to_owned()),
+        (_, codec::Encoding::Msgpack) => Failure::Other(format!("bad msgpack frame: {e}")),
+        (_, codec::Encoding::Json) => Failure::Other(format!("bad json frame: {e}")),
+    }
+}
+
 /// The reason a frame announces the server is about to close, if it does.
 fn closing_reason(frame: &ServerFrame) -> Option<String> {
     match frame {
@@ -246,13 +254,11 @@ fn closing_reason(frame: &ServerFrame) -> Option<String> {
 
 impl Live {
     async fn send(&mut self, frame: &ClientFrame) -> Result<(), Failure> {
-        let message = match self.encoding {
-            Encoding::Msgpack => {
-                rmp_serde::to_vec_named(frame).map(|b| Message::Binary(b.into())).map_err(|e| e.to_string())
-            }
-            Encoding::Json => serde_json::to_string(frame).map(|s| Message::Text(s.into())).map_err(|e| e.to_string()),
+        let message = match self.encoding.encode(frame) {
+            Ok(Data::Binary(bytes)) => Message::Binary(bytes.into()),
+            Ok(Data::Text(text)) => Message::Text(text.into()),
+            Err(e) => return Err(Failure::Other(format!("encode: {e}"))),
         };
-        let message = message.map_err(|e| Failure::Other(format!("encode: {e}")))?;
         self.ws.send(message).await.map_err(|e| Failure::Other(format!("send: {e}")))
     }
 
@@ -264,22 +270,16 @@ impl Live {
                 Some(Err(e)) => return Err(Failure::Other(format!("read: {e}"))),
                 Some(Ok(m)) => m,
             };
-            match (self.encoding, message) {
-                (Encoding::Msgpack, Message::Binary(b)) => {
-                    return rmp_serde::from_slice(&b).map_err(|e| Failure::Other(format!("bad msgpack frame: {e}")))
-                }
-                (Encoding::Json, Message::Text(t)) => {
-                    return serde_json::from_str(&t).map_err(|e| Failure::Other(format!("bad json frame: {e}")))
-                }
-                (_, Message::Close(frame)) => {
+            let decoded = match message {
+                Message::Binary(bytes) => self.encoding.decode_binary(&bytes),
+                Message::Text(text) => self.encoding.decode_text(&text),
+                Message::Close(frame) => {
                     return Err(Failure::Closed { code: frame.map(|f| u16::from(f.code)), reason: None })
                 }
-                (_, Message::Binary(_) | Message::Text(_)) => {
-                    return Err(Failure::Other("frame of the wrong kind for the subprotocol".to_owned()))
-                }
                 // Control frames: tungstenite answers pings itself.
-                _ => {}
-            }
+                _ => continue,
+            };
+            return decoded.map_err(|e| undecodable(self.encoding, &e));
         }
     }
 
@@ -431,6 +431,19 @@ mod tests {
             Some("revoked: logout")
         );
         assert_eq!(closing_reason(&ServerFrame::Draining { reconnect_after_ms: 5 }).as_deref(), Some("draining"));
+    }
+
+    #[test]
+    fn undecodable_messages_are_counted_per_encoding_and_the_wrong_kind_apart() {
+        let one = codec::to_msgpack(&ServerFrame::Revoked { reason: "x".into() }).unwrap();
+        let two_maps = [one.clone(), one].concat();
+        let e = codec::from_msgpack::<ServerFrame>(&two_maps).unwrap_err();
+        let key = undecodable(codec::Encoding::Msgpack, &e).key();
+        assert!(key.starts_with("bad msgpack frame: ") && key.contains("after the frame's map"), "{key}");
+        let e = codec::from_json::<ServerFrame>(r#"{"type":"pong"}"#).unwrap_err();
+        assert!(undecodable(codec::Encoding::Json, &e).key().starts_with("bad json frame: "));
+        let e = codec::Encoding::Json.decode_binary::<ServerFrame>(&two_maps).unwrap_err();
+        assert_eq!(undecodable(codec::Encoding::Json, &e).key(), "frame of the wrong kind for the subprotocol");
     }
 
     #[tokio::test]

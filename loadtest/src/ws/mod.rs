@@ -18,7 +18,8 @@
 //!
 //! # Layout
 //! - `sessions`: creating sessions and the tokens file.
-//! - `conn`: one connection (source binding, handshake, `auth`, the idle loop) and the codec.
+//! - `conn`: one connection (source binding, handshake, `auth`, the idle loop), over the SDK's
+//!   codec.
 //! - `tally`: shared counters, progress lines and the summary.
 //! - `idle`: the `ws-idle` mode.
 //! - `revoke`: the `ws-revoke` mode; `plan`: its pure parts (node choice, sampling, pacing).
@@ -40,6 +41,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::ValueEnum;
 use futures::StreamExt;
+use session_client::proto::ws::codec;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -137,13 +139,23 @@ impl ConnectArgs {
     }
 }
 
-/// How frames are encoded on the wire.
+/// How frames are encoded on the wire (the command-line choice; the SDK's codec does the work).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Encoding {
     /// `session.v1.msgpack`: binary frames.
     Msgpack,
     /// `session.v1.json`: text frames.
     Json,
+}
+
+impl Encoding {
+    /// The SDK codec's encoding of this choice.
+    pub fn codec(self) -> codec::Encoding {
+        match self {
+            Self::Msgpack => codec::Encoding::Msgpack,
+            Self::Json => codec::Encoding::Json,
+        }
+    }
 }
 
 /// `ws-tokens`: creates the sessions and writes the file.
