@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
-use session_client::proto::ws::{codec, ClientFrame, ServerFrame, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
+pub use session_client::proto::ws::codec::Encoding;
+use session_client::proto::ws::codec::{Data, DecodeError};
+use session_client::proto::ws::{ClientFrame, ServerFrame};
 use session_service::config::Config;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -27,43 +29,30 @@ pub const PROMPT: Duration = Duration::from_millis(100);
 /// clock by hours or days.
 pub const A_YEAR_MS: u64 = 365 * 24 * 3600 * 1000;
 
-/// The encodings a client can pick (the subprotocol it offers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    Msgpack,
-    Json,
+/// The SDK codec's [`Encoding`] in tungstenite messages, as the tests send and read them.
+pub trait Messages {
+    /// `value` (a frame, or any other map a test sends) as a data message of this encoding.
+    fn message(self, value: &impl Serialize) -> Message;
+
+    /// A server frame, asserting it came in this encoding's message type, alone in its message.
+    fn frame(self, message: &Message) -> ServerFrame;
 }
 
-impl Encoding {
-    pub const BOTH: [Encoding; 2] = [Encoding::Msgpack, Encoding::Json];
-
-    pub fn protocol(self) -> &'static str {
-        match self {
-            Self::Msgpack => SUBPROTOCOL_MSGPACK,
-            Self::Json => SUBPROTOCOL_JSON,
+impl Messages for Encoding {
+    fn message(self, value: &impl Serialize) -> Message {
+        match self.encode(value).expect("encodes") {
+            Data::Binary(bytes) => Message::Binary(bytes.into()),
+            Data::Text(text) => Message::Text(text.into()),
         }
     }
 
-    /// `value` as a data message of this encoding (msgpack: named maps).
-    pub fn encode(self, value: &impl Serialize) -> Message {
-        match self {
-            Self::Msgpack => Message::Binary(rmp_serde::to_vec_named(value).expect("encodes").into()),
-            Self::Json => Message::Text(serde_json::to_string(value).expect("encodes").into()),
-        }
-    }
-
-    /// A server frame, asserting it came in this encoding's message type, alone in its message
-    /// (the SDK's strict codec).
-    pub fn decode(self, message: &Message) -> ServerFrame {
-        match (self, message) {
-            (Self::Msgpack, Message::Binary(b)) => {
-                codec::from_msgpack(b).unwrap_or_else(|e| panic!("not a msgpack server frame ({e}): {b:?}"))
-            }
-            (Self::Json, Message::Text(t)) => {
-                codec::from_json(t).unwrap_or_else(|e| panic!("not a JSON server frame ({e}): {t}"))
-            }
-            (enc, other) => panic!("a {enc:?} connection got {other:?}"),
-        }
+    fn frame(self, message: &Message) -> ServerFrame {
+        let decoded = match message {
+            Message::Binary(bytes) => self.decode_binary(bytes),
+            Message::Text(text) => self.decode_text(text),
+            other => panic!("a {self:?} connection got {other:?}"),
+        };
+        decoded.unwrap_or_else(|e: DecodeError| panic!("not a {self:?} server frame ({e}): {message:?}"))
     }
 }
 
@@ -96,10 +85,7 @@ impl TestApp {
         }
         let (ws, response) = tokio::time::timeout(WAIT, connect_async(request)).await.expect("the upgrade answers")?;
         let protocol = response.headers().get("sec-websocket-protocol").map(|v| v.to_str().expect("ASCII").to_owned());
-        let encoding = match protocol.as_deref() {
-            Some(SUBPROTOCOL_MSGPACK) => Encoding::Msgpack,
-            _ => Encoding::Json,
-        };
+        let encoding = protocol.as_deref().and_then(Encoding::from_protocol).unwrap_or(Encoding::Json);
         Ok(WsClient { ws, encoding, protocol })
     }
 
@@ -123,7 +109,7 @@ impl TestApp {
 
 impl WsClient {
     pub async fn send(&mut self, frame: &ClientFrame) {
-        let message = self.encoding.encode(frame);
+        let message = self.encoding.message(frame);
         self.send_raw(message).await;
     }
 
@@ -148,7 +134,7 @@ impl WsClient {
 
     pub async fn next_frame(&mut self) -> ServerFrame {
         match self.recv().await {
-            Some(message @ (Message::Text(_) | Message::Binary(_))) => self.encoding.decode(&message),
+            Some(message @ (Message::Text(_) | Message::Binary(_))) => self.encoding.frame(&message),
             other => panic!("expected a frame, got {other:?}"),
         }
     }

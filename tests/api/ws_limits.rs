@@ -7,7 +7,7 @@ use std::io::Write as _;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use session_client::proto::ws::{close, ClientFrame, ServerFrame};
+use session_client::proto::ws::{close, codec, ClientFrame, ServerFrame};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -16,12 +16,12 @@ use crate::ws_client::*;
 
 /// A `ping` padded (with an unknown field, which the size check sees first) to `bytes`.
 fn padded_ping(encoding: Encoding, bytes: usize) -> Message {
-    encoding.encode(&json!({ "type": "ping", "ts": 1, "pad": "x".repeat(bytes) }))
+    encoding.message(&json!({ "type": "ping", "ts": 1, "pad": "x".repeat(bytes) }))
 }
 
 /// `frame` twice in one data message.
 fn two_in_one(encoding: Encoding, frame: &ClientFrame) -> Message {
-    match encoding.encode(frame) {
+    match encoding.message(frame) {
         Message::Binary(b) => Message::Binary([&b[..], &b[..]].concat().into()),
         Message::Text(t) => Message::Text(format!("{t}{t}").into()),
         other => unreachable!("{other:?}"),
@@ -30,7 +30,7 @@ fn two_in_one(encoding: Encoding, frame: &ClientFrame) -> Message {
 
 /// `frame` in MessagePack with `tail` after the map.
 fn followed_by(frame: &ClientFrame, tail: &[u8]) -> Message {
-    let mut bytes = rmp_serde::to_vec_named(frame).expect("encodes");
+    let mut bytes = codec::to_msgpack(frame).expect("encodes");
     bytes.extend_from_slice(tail);
     Message::Binary(bytes.into())
 }
@@ -38,13 +38,13 @@ fn followed_by(frame: &ClientFrame, tail: &[u8]) -> Message {
 /// Malformed messages of each kind for a connection speaking `encoding`.
 fn malformed(encoding: Encoding) -> Vec<(&'static str, Message)> {
     let mut cases = vec![
-        ("unknown type", encoding.encode(&json!({ "type": "pong", "ts": 1 }))),
-        ("no type", encoding.encode(&json!({ "ts": 1 }))),
-        ("missing field", encoding.encode(&json!({ "type": "ping" }))),
-        ("mistyped field", encoding.encode(&json!({ "type": "ping", "ts": "soon" }))),
-        ("unknown field", encoding.encode(&json!({ "type": "ping", "ts": 1, "extra": true }))),
-        ("not a map", encoding.encode(&json!([1, 2]))),
-        ("positional array", encoding.encode(&json!(["ping", 1, 5]))),
+        ("unknown type", encoding.message(&json!({ "type": "pong", "ts": 1 }))),
+        ("no type", encoding.message(&json!({ "ts": 1 }))),
+        ("missing field", encoding.message(&json!({ "type": "ping" }))),
+        ("mistyped field", encoding.message(&json!({ "type": "ping", "ts": "soon" }))),
+        ("unknown field", encoding.message(&json!({ "type": "ping", "ts": 1, "extra": true }))),
+        ("not a map", encoding.message(&json!([1, 2]))),
+        ("positional array", encoding.message(&json!(["ping", 1, 5]))),
         ("two maps", two_in_one(encoding, &ClientFrame::Ping { id: Some(1), ts: 1 })),
     ];
     match encoding {
@@ -57,7 +57,7 @@ fn malformed(encoding: Encoding) -> Vec<(&'static str, Message)> {
         Encoding::Json => {
             cases.push(("bad JSON", Message::Text("{\"type\":".into())));
             cases.push(("empty text", Message::Text("".into())));
-            cases.push(("binary frame", Encoding::Msgpack.encode(&ClientFrame::Ping { id: None, ts: 1 })));
+            cases.push(("binary frame", Encoding::Msgpack.message(&ClientFrame::Ping { id: None, ts: 1 })));
         }
     }
     cases
@@ -86,7 +86,7 @@ async fn a_message_over_64_kib_is_refused_with_a_reason_too(backend: Backend) {
         // message unread), so the end of the stream is enough after it.
         match ws.recv().await {
             Some(message) => {
-                let frame = encoding.decode(&message);
+                let frame = encoding.frame(&message);
                 assert!(
                     matches!(&frame, ServerFrame::Error { code, close_code: Some(close::PROTOCOL_ERROR), .. } if code == "frame_too_large"),
                     "{encoding:?}: {frame:?}"

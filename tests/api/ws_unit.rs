@@ -14,13 +14,13 @@ use axum::extract::ws::{CloseFrame, Message};
 use chrono::Utc;
 use futures::channel::mpsc;
 use futures::{Sink, Stream, StreamExt};
+use session_client::proto::ws::codec::{self, Encoding};
 use session_client::proto::ws::{close, ServerFrame};
 use session_service::app::{assemble, Backends, Wiring};
 use session_service::clock::{Clock, ManualClock};
 use session_service::fleet::FleetConfig;
 use session_service::session::{Actor, Device, NewSession, Policy, RequestContext};
 use session_service::tokens::{AccessTokens, RefreshSecrets, SigningKeyPair};
-use session_service::ws::codec::Encoding;
 use session_service::ws::conn::{serve, Socket};
 use session_service::ws::{Gateway, GatewayConfig};
 use tokio::task::JoinHandle;
@@ -88,7 +88,7 @@ impl Peer {
 
     async fn frame(&mut self) -> ServerFrame {
         match self.recv().await {
-            Message::Text(t) => serde_json::from_str(&t).expect("a server frame"),
+            Message::Text(t) => codec::from_json(&t).expect("a server frame"),
             other => panic!("expected a text frame, got {other:?}"),
         }
     }

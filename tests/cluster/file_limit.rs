@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use session_client::proto::ws::SUBPROTOCOL_JSON;
+use session_client::proto::ws::{codec, ClientFrame, SUBPROTOCOL_JSON};
 use session_test_support::node::NodeProcess;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
@@ -70,10 +70,11 @@ pub(crate) async fn welcome(node: &NodeProcess, access: &str) -> Value {
     let mut request = format!("ws://{}/ws", node.addr()).into_client_request().unwrap();
     request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static(SUBPROTOCOL_JSON));
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("the upgrade succeeds");
-    ws.send(Message::Text(json!({ "type": "auth", "token": access }).to_string().into())).await.unwrap();
+    let auth = codec::to_json(&ClientFrame::Auth { id: None, token: access.to_owned() }).expect("encodes");
+    ws.send(Message::Text(auth.into())).await.unwrap();
     loop {
         match ws.next().await.expect("the connection is open").expect("a message") {
-            Message::Text(text) => return serde_json::from_str(&text).expect("a JSON frame"),
+            Message::Text(text) => return codec::from_json(&text).expect("a JSON frame"),
             _ => continue,
         }
     }

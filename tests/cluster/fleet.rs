@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{json, Value};
-use session_client::proto::ws::SUBPROTOCOL_JSON;
+use session_client::proto::ws::{codec, SUBPROTOCOL_JSON};
 use session_test_support::node::NodeProcess;
 use sha2::{Digest, Sha256};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -89,7 +89,7 @@ pub async fn next_frame(ws: &mut Ws) -> Value {
             .expect("the connection is open")
             .expect("a message");
         if let Message::Text(text) = message {
-            return serde_json::from_str(&text).expect("a JSON frame");
+            return codec::from_json(&text).expect("a JSON frame");
         }
     }
 }

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use futures::SinkExt;
+use session_client::proto::ws::{codec, ClientFrame};
 use session_test_support::db;
 use session_test_support::redis::RedisServer;
 use tokio_tungstenite::tungstenite::Message;
@@ -44,7 +45,8 @@ async fn a_killed_node_s_sessions_read_offline_within_the_liveness_ttl_and_the_r
 
     // Nothing else broke: the survivors' devices, REST, revoking the dead node's session.
     assert!(fleet.online(1, &survivor).await);
-    on_live_node.send(Message::Text(r#"{"type":"ping","id":1,"ts":5}"#.into())).await.unwrap();
+    let ping = codec::to_json(&ClientFrame::Ping { id: Some(1), ts: 5 }).expect("encodes");
+    on_live_node.send(Message::Text(ping.into())).await.unwrap();
     assert_eq!(next_frame(&mut on_live_node).await["type"], "pong");
     let (status, _) = fleet.call(2, reqwest::Method::POST, &format!("/sessions/{doomed}/revoke"), None).await;
     assert_eq!(status, 200);
