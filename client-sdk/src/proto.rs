@@ -5,8 +5,15 @@
 //! (absent options are not sent), because the server rejects unknown fields.
 //!
 //! Types holding tokens print them redacted in `Debug`, so logging a response leaks nothing.
+//!
+//! The server renders its answers from types of its own (they carry its OpenAPI schema and its
+//! stricter request rules); its test suite round-trips every one of them through these types, so
+//! the two cannot drift apart.
 
+mod service;
 pub mod ws;
+
+pub use service::{Actor, ActorKind, AuditEntry, AuditPage, ClusterStats, NodeStats, SessionCounts, SessionPage};
 
 use std::fmt;
 

@@ -1,7 +1,9 @@
 //! HTTP and WebSocket integration tests of the whole service: one binary, one module per area.
 //! Every test runs once per store (`sqlite::<name>` and `postgres::<name>`), or on SQLite only
 //! where the store plays no part (`sqlite_only::<name>`), each on a node of its own with a fresh
-//! database and a manual clock (see `helpers`; `ws_client` is the WebSocket client).
+//! database and a manual clock (see `helpers`; `ws_client` is the WebSocket client). `wire` and
+//! `ws_unit` start no node: they hold the server's REST bodies to the SDK's types, and drive one
+//! connection's state machine over channels.
 
 #[macro_use]
 mod helpers;
@@ -37,6 +39,7 @@ mod slow_clients;
 mod store_values;
 mod user;
 mod validate;
+mod wire;
 mod ws;
 mod ws_client;
 mod ws_drain;
