@@ -34,6 +34,7 @@ mod public;
 mod race;
 mod refresh;
 mod revoke;
+mod sdk;
 mod sessions;
 mod slow_clients;
 mod store_values;
