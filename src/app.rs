@@ -271,7 +271,7 @@ async fn sweep_loop(state: AppState, interval: std::time::Duration, cancel: Canc
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = cancel.cancelled() => return,
+            () = cancel.cancelled() => return,
             _ = ticker.tick() => match state.sessions.sweep_expired().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "expired sessions swept"),
@@ -291,7 +291,7 @@ async fn refusals_loop(sessions: Arc<SessionService>, cancel: CancellationToken)
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let everything = tokio::select! {
-            _ = cancel.cancelled() => true,
+            () = cancel.cancelled() => true,
             _ = ticker.tick() => false,
         };
         if let Err(e) = sessions.flush_refusals(everything).await {

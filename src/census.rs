@@ -66,7 +66,7 @@ impl Census {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = stop.cancelled() => return,
+                () = stop.cancelled() => return,
                 _ = ticker.tick() => self.refresh(&sessions, sessions.now()).await,
             }
         }

@@ -81,7 +81,7 @@ impl LiveConnection {
     /// connection (slow consumer).
     #[must_use = "a push that was not queued is counted as failed"]
     pub fn push(&self, push: Push) -> bool {
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut queue = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if queue.len() >= PUSH_QUEUE {
             drop(queue);
             tracing::info!(session.id = %self.session_id, "push queue full: dropping slow connection");
@@ -96,7 +96,7 @@ impl LiveConnection {
 
     /// The next push, without waiting.
     pub fn try_next_push(&self) -> Option<Push> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+        self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop_front()
     }
 
     /// Waits for the next push.
@@ -192,7 +192,7 @@ impl LiveConnections {
             sessions.retain(|s| *s != conn.session_id);
             sessions.is_empty()
         });
-        let mut departed = self.departed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut departed = self.departed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         departed.push((conn.session_id, conn.last_seen_ms()));
     }
 
@@ -219,7 +219,7 @@ impl LiveConnections {
     /// the `token_expiring` warnings are counted for the caller.
     pub fn sweep(&self, now_ms: i64, d: &Deadlines) -> Swept {
         let mut swept = Swept::default();
-        for entry in self.conns.iter() {
+        for entry in &self.conns {
             let conn = entry.value();
             if now_ms - conn.last_seen_ms() > d.heartbeat_timeout_ms {
                 let _queued = conn.push(Push::HeartbeatTimeout);
@@ -242,14 +242,14 @@ impl LiveConnections {
     /// Puts back activity a failed flush could not write, for the next flush (writing a time
     /// twice is harmless: the store never moves `last_seen` backwards).
     pub fn requeue_seen(&self, seen: Vec<(Uuid, DateTime<Utc>)>) {
-        let mut departed = self.departed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut departed = self.departed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         departed.extend(seen.into_iter().map(|(id, at)| (id, at.timestamp_millis())));
     }
 
     /// Activity not yet written to the store: live connections seen since the last call, and
     /// connections that ended. Marks them flushed.
     pub fn take_seen(&self) -> Vec<(Uuid, DateTime<Utc>)> {
-        let departed = std::mem::take(&mut *self.departed.lock().unwrap_or_else(|e| e.into_inner()));
+        let departed = std::mem::take(&mut *self.departed.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         let live = self.conns.iter().filter_map(|entry| {
             let conn = entry.value();
             let seen = conn.last_seen_ms();

@@ -92,7 +92,7 @@ pub async fn serve(
     let mut accept_errors = AcceptErrors::default();
     loop {
         let accepted = tokio::select! {
-            _ = stop.cancelled() => break,
+            () = stop.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
         match accepted {
@@ -183,7 +183,7 @@ impl Connection {
                     }
                     return;
                 }
-                _ = slot.slot.evicted.notified(), if evictable => {
+                () = slot.slot.evicted.notified(), if evictable => {
                     // Dropping the connection closes the socket. A request that started between
                     // the pool's choice and now is answered first, and the connection closes
                     // after it (the pool is over its cap by one until then).
@@ -193,7 +193,7 @@ impl Connection {
                     conn.as_mut().graceful_shutdown();
                     evictable = false;
                 }
-                _ = stop.cancelled() => {
+                () = stop.cancelled() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                     return;
@@ -302,9 +302,9 @@ mod tests {
     fn when_every_connection_is_busy_the_new_one_is_refused() {
         let pool = Arc::new(Pool::new(1, Metrics::new().listener("test")));
         let only = pool.admit().unwrap();
-        let _busy = Busy::start(&only.slot);
+        let busy = Busy::start(&only.slot);
         assert!(pool.admit().is_none());
-        drop(_busy);
+        drop(busy);
         assert!(pool.admit().is_some(), "once idle it can be evicted");
     }
 }

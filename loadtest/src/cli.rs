@@ -12,7 +12,7 @@ use crate::{spawn, ws};
 
 /// What the command line asks for.
 #[derive(Debug)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// A REST run (no subcommand).
     Rest(Args),
     /// One of the WebSocket subcommands.
@@ -47,7 +47,7 @@ enum SpawnCommand {
 
 /// The WebSocket modes.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Creates sessions and writes their tokens to a file, for `ws-idle --tokens-file`.
     #[command(name = "ws-tokens")]
     Tokens(ws::TokensArgs),
@@ -65,13 +65,13 @@ pub enum Command {
 }
 
 /// Parses the command line (exits with the usage on error, as clap does).
-pub fn parse() -> Mode {
+pub(crate) fn parse() -> Mode {
     parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
 }
 
 /// Parses `args`, the program name first: a subcommand name as the first argument selects a
 /// WebSocket mode or `spawn`, anything else is a REST run.
-pub fn parse_from<I, T>(args: I) -> Result<Mode, clap::Error>
+pub(crate) fn parse_from<I, T>(args: I) -> Result<Mode, clap::Error>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString>,
@@ -94,7 +94,7 @@ where
     version,
     after_help = "WebSocket modes: `loadtest ws-tokens --help`, `loadtest ws-idle --help`, `loadtest ws-revoke --help`, `loadtest paced --help`. Local nodes for any mode: `loadtest spawn --help`."
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Base URL of the server under test; its host must be a loopback address or `localhost`.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub base_url: String,
@@ -126,7 +126,7 @@ pub struct Args {
 
 /// The request mix of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Scenario {
+pub(crate) enum Scenario {
     /// `POST /sessions`, each with a new user id.
     Create,
     /// `POST /session/refresh` along rotation chains: each worker always presents the newest
@@ -149,7 +149,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// The name used in the output.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Create => "create",
             Self::Refresh => "refresh",
@@ -164,34 +164,34 @@ impl Scenario {
 
 impl Args {
     /// How many workers run.
-    pub fn workers(&self) -> usize {
+    pub(crate) fn workers(&self) -> usize {
         self.concurrency as usize
     }
 
     /// How many sessions to create before the run.
-    pub fn session_count(&self) -> usize {
+    pub(crate) fn session_count(&self) -> usize {
         self.sessions.unwrap_or(self.concurrency) as usize
     }
 
     /// Warm-up before measuring.
-    pub fn warmup(&self) -> Duration {
+    pub(crate) fn warmup(&self) -> Duration {
         Duration::from_secs(self.warmup_secs)
     }
 
     /// Measured duration.
-    pub fn duration(&self) -> Duration {
+    pub(crate) fn duration(&self) -> Duration {
         Duration::from_secs(self.duration_secs)
     }
 
     /// Per-request timeout.
-    pub fn request_timeout(&self) -> Duration {
+    pub(crate) fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
     }
 }
 
 /// Parses `base_url` and refuses any target that is not this machine: load is only ever sent to
 /// loopback addresses.
-pub fn loopback_url(base_url: &str) -> anyhow::Result<Url> {
+pub(crate) fn loopback_url(base_url: &str) -> anyhow::Result<Url> {
     let url = Url::parse(base_url).with_context(|| format!("--base-url {base_url:?} is not a URL"))?;
     if !matches!(url.scheme(), "http" | "https") {
         bail!("--base-url must be http:// or https://, not {}://", url.scheme());
@@ -203,7 +203,7 @@ pub fn loopback_url(base_url: &str) -> anyhow::Result<Url> {
 }
 
 /// Whether the URL's host is a loopback address or `localhost`.
-pub fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     // `host_str` gives IPv6 addresses in brackets and IPv4 ones normalized (`127.1` is 127.0.0.1).
     let host = url.host_str().unwrap_or_default();
     match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {

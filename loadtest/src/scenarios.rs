@@ -14,7 +14,7 @@ use crate::cli::Scenario;
 use crate::stats::Recorder;
 
 /// What every worker shares.
-pub struct Run {
+pub(crate) struct Run {
     /// Service API client (creates sessions).
     pub service: ServiceClient,
     /// User API client (refresh, me, validate).
@@ -40,7 +40,7 @@ impl Run {
 }
 
 /// One worker's share of the work.
-pub enum Work {
+pub(crate) enum Work {
     /// Creates sessions for new users: `<run>-w<worker>-<n>`.
     Create { worker: usize, next: u64 },
     /// The newest refresh token of each owned session's rotation chain.
@@ -58,7 +58,7 @@ pub enum Work {
 }
 
 /// `GET` and `PUT /sessions/{id}` with the service key, over the run's HTTP pool.
-pub struct RawService {
+pub(crate) struct RawService {
     pub http: reqwest::Client,
     pub base: String,
     pub service_key: String,
@@ -99,7 +99,7 @@ fn new_session(run_id: &str, label: &str, n: u64) -> NewSession {
 
 /// Creates `count` sessions before the run, `workers` at a time, and deals them out to the
 /// workers round-robin. A worker left without sessions (fewer sessions than workers) is dropped.
-pub async fn prepare(run: &Run, scenario: Scenario, count: usize, workers: usize) -> anyhow::Result<Vec<Work>> {
+pub(crate) async fn prepare(run: &Run, scenario: Scenario, count: usize, workers: usize) -> anyhow::Result<Vec<Work>> {
     if scenario == Scenario::Create {
         return Ok((0..workers).map(|worker| Work::Create { worker, next: 0 }).collect());
     }
@@ -137,7 +137,7 @@ pub async fn prepare(run: &Run, scenario: Scenario, count: usize, workers: usize
 
 /// Runs one worker until the deadline, the budget, or (for `refresh`) the end of its chains.
 /// Returns what it measured and what is left of its work.
-pub async fn worker(run: Arc<Run>, mut work: Work) -> (Recorder, Work) {
+pub(crate) async fn worker(run: Arc<Run>, mut work: Work) -> (Recorder, Work) {
     let mut recorder = Recorder::new();
     loop {
         let started = Instant::now();
@@ -216,7 +216,7 @@ impl Work {
     }
 
     /// Sessions this worker still uses (0 for `create`).
-    pub fn sessions(&self) -> usize {
+    pub(crate) fn sessions(&self) -> usize {
         match self {
             Work::Create { .. } => 0,
             Work::Refresh { chains, .. } => chains.len(),

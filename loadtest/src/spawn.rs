@@ -40,7 +40,7 @@ const MULTI_NODE_MODES: &[&str] = &["ws-revoke", "paced"];
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example: `loadtest spawn -- --scenario validate --concurrency 8 --duration-secs 5`, or \
     `loadtest spawn --nodes 3 --database postgres --redis -- paced --scenario validate --rate 5000`.")]
-pub struct SpawnArgs {
+pub(crate) struct SpawnArgs {
     /// Nodes to start, one at a time; more than one needs `--database postgres` and `--redis`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_NODES)))]
     pub nodes: u32,
@@ -69,14 +69,14 @@ pub struct SpawnArgs {
 
 /// `--database`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DatabaseKind {
+pub(crate) enum DatabaseKind {
     Sqlite,
     Postgres,
 }
 
 /// Starts the nodes, runs the mode against them, stops them; the run's outcome wins over a
 /// failure to stop, which is reported on stderr.
-pub async fn run(args: SpawnArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: SpawnArgs) -> anyhow::Result<()> {
     // The values are placeholders: this only checks the command line (and answers `--help`)
     // before anything starts.
     let placeholders: Vec<String> = (1..=args.nodes).map(|n| format!("http://127.0.0.1:{n}")).collect();

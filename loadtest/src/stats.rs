@@ -14,42 +14,42 @@ use session_client::Error;
 const MAX_MICROS: u64 = 300_000_000;
 
 /// A latency distribution, recorded in microseconds and read in milliseconds.
-pub struct Latency(Histogram<u64>);
+pub(crate) struct Latency(Histogram<u64>);
 
 impl Latency {
     /// An empty distribution.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("the bounds are valid"))
     }
 
     /// Records one duration (at least 1 µs; beyond [`MAX_MICROS`] clamped to the top).
-    pub fn record(&mut self, elapsed: Duration) {
+    pub(crate) fn record(&mut self, elapsed: Duration) {
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.0.saturating_record(micros.max(1));
     }
 
     /// Adds `other`'s values to these.
-    pub fn merge(&mut self, other: &Latency) {
+    pub(crate) fn merge(&mut self, other: &Latency) {
         self.0.add(&other.0).expect("histograms with the same bounds merge");
     }
 
     /// How many durations were recorded.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.0.len()
     }
 
     /// The value at quantile `q` (0..=1), in milliseconds; 0 when empty.
-    pub fn ms_at(&self, q: f64) -> f64 {
+    pub(crate) fn ms_at(&self, q: f64) -> f64 {
         self.0.value_at_quantile(q) as f64 / 1000.0
     }
 
     /// The largest value, in milliseconds; 0 when empty.
-    pub fn max_ms(&self) -> f64 {
+    pub(crate) fn max_ms(&self) -> f64 {
         self.0.max() as f64 / 1000.0
     }
 
     /// The report's quantiles in milliseconds, named: p50, p90, p99, p99.9, max.
-    pub fn quantiles(&self) -> [(&'static str, f64); 5] {
+    pub(crate) fn quantiles(&self) -> [(&'static str, f64); 5] {
         [
             ("p50", self.ms_at(0.50)),
             ("p90", self.ms_at(0.90)),
@@ -67,7 +67,7 @@ impl Default for Latency {
 }
 
 /// What one worker measured.
-pub struct Recorder {
+pub(crate) struct Recorder {
     /// Latency of successful requests.
     latency: Latency,
     ok: u64,
@@ -77,23 +77,23 @@ pub struct Recorder {
 
 impl Recorder {
     /// An empty recorder.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { latency: Latency::new(), ok: 0, errors: BTreeMap::new() }
     }
 
     /// Records a successful request that took `elapsed`.
-    pub fn success(&mut self, elapsed: Duration) {
+    pub(crate) fn success(&mut self, elapsed: Duration) {
         self.latency.record(elapsed);
         self.ok += 1;
     }
 
     /// Counts a failed request under its kind.
-    pub fn failure(&mut self, error: &Error) {
+    pub(crate) fn failure(&mut self, error: &Error) {
         *self.errors.entry(error_kind(error)).or_default() += 1;
     }
 
     /// Adds `other`'s measurements to these.
-    pub fn merge(&mut self, other: Recorder) {
+    pub(crate) fn merge(&mut self, other: Recorder) {
         self.latency.merge(&other.latency);
         self.ok += other.ok;
         for (kind, n) in other.errors {
@@ -102,7 +102,7 @@ impl Recorder {
     }
 
     /// Successful requests recorded.
-    pub fn ok(&self) -> u64 {
+    pub(crate) fn ok(&self) -> u64 {
         self.ok
     }
 
@@ -112,7 +112,7 @@ impl Recorder {
 }
 
 /// A stable, low-cardinality name for a failure.
-pub fn error_kind(error: &Error) -> String {
+pub(crate) fn error_kind(error: &Error) -> String {
     match error {
         Error::Api { status, code, .. } => format!("{status} {code}"),
         Error::Decode { status, .. } => format!("{status} undecodable"),
@@ -123,7 +123,7 @@ pub fn error_kind(error: &Error) -> String {
 }
 
 /// The outcome of a run, ready to print.
-pub struct Report<'a> {
+pub(crate) struct Report<'a> {
     /// Scenario name.
     pub scenario: &'a str,
     /// Base URL loaded.
@@ -153,7 +153,7 @@ impl Report<'_> {
     }
 
     /// The human-readable summary.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut out = format!(
             "scenario     {}\ntarget       {}\nconcurrency  {}\nwarm-up      {:.1} s (not counted)\nmeasured     {:.2} s\n",
             self.scenario,
@@ -178,7 +178,7 @@ impl Report<'_> {
     }
 
     /// The same numbers as one JSON object, for scripts.
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         let latency: serde_json::Map<_, _> =
             self.quantiles().iter().map(|(q, v)| (q.to_string(), json!(round3(*v)))).collect();
         json!({
@@ -197,7 +197,7 @@ impl Report<'_> {
 }
 
 /// `x` rounded to three decimals, for the JSON lines.
-pub fn round3(x: f64) -> f64 {
+pub(crate) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 

@@ -103,7 +103,7 @@ async fn refused_requests_are_counted_by_kind_and_fail_the_run() {
         let r = report(&out);
         assert_eq!((r["sent"].as_u64(), r["ok"].as_u64()), (Some(50), Some(0)), "{scenario}: {stdout}");
         let errors = r["errors"].as_object().unwrap();
-        assert_eq!(errors.values().filter_map(|v| v.as_u64()).sum::<u64>(), 50, "{scenario}: {r}");
+        assert_eq!(errors.values().filter_map(serde_json::Value::as_u64).sum::<u64>(), 50, "{scenario}: {r}");
         let expected = if scenario == "validate" { "401 invalid_token" } else { "close 4100" };
         assert!(errors.keys().all(|k| k.starts_with(expected)), "{scenario}: {r}");
     }

@@ -59,7 +59,7 @@ impl MemoryHub {
 
     /// Purges the cache if it has not been for [`PURGE_EVERY`].
     fn maybe_purge(&self) {
-        let mut purged = self.purged.lock().unwrap_or_else(|e| e.into_inner());
+        let mut purged = self.purged.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if purged.elapsed() >= PURGE_EVERY {
             *purged = Instant::now();
             drop(purged);

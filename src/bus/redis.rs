@@ -147,7 +147,7 @@ impl RedisBus {
     }
 
     fn is_live(&self, node: &str) -> bool {
-        self.live.read().unwrap_or_else(|e| e.into_inner()).contains(node)
+        self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(node)
     }
 
     /// Whether `node` is alive, asking Redis (over `lane`) about nodes this one has not seen yet
@@ -158,7 +158,7 @@ impl RedisBus {
         }
         let exists: bool = lane.query(Caller::Request, redis::cmd("EXISTS").arg(self.node_key(node))).await?;
         if exists {
-            self.live.write().unwrap_or_else(|e| e.into_inner()).insert(node.to_owned());
+            self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(node.to_owned());
         }
         Ok(exists)
     }
@@ -204,12 +204,11 @@ impl RedisBus {
             futures::future::try_join_all(gets.iter().map(|c| self.data.query::<Option<String>>(caller, c))).await?;
         let mut nodes = Vec::with_capacity(ids.len());
         for (id, value) in ids.iter().zip(values) {
-            match value.and_then(|v| serde_json::from_str::<NodeInfo>(&v).ok()) {
-                Some(info) => nodes.push(info),
-                None => {
-                    let forget = redis::cmd("SREM").arg(self.nodes_key()).arg(id).clone();
-                    self.data.query::<i64>(caller, &forget).await?;
-                }
+            if let Some(info) = value.and_then(|v| serde_json::from_str::<NodeInfo>(&v).ok()) {
+                nodes.push(info);
+            } else {
+                let forget = redis::cmd("SREM").arg(self.nodes_key()).arg(id).clone();
+                self.data.query::<i64>(caller, &forget).await?;
             }
         }
         nodes.sort_by(|a, b| a.id.cmp(&b.id));
@@ -295,7 +294,7 @@ impl Bus for RedisBus {
             let _: Result<String, _> = subscriber.probe(&redis::cmd("PING")).await;
         }
         let live: HashSet<String> = self.nodes_as(Caller::Maintenance).await?.into_iter().map(|n| n.id).collect();
-        *self.live.write().unwrap_or_else(|e| e.into_inner()) = live;
+        *self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner) = live;
         Ok(if previous.is_none() { Liveness::Recreated } else { Liveness::Renewed })
     }
 

@@ -29,7 +29,7 @@ pub fn rows() -> Vec<Row> {
             let key = arg.get_id().as_str().to_owned();
             let value = lookup(&defaults, &key).unwrap_or_else(|| panic!("`{key}` is no key of Config"));
             let env = arg.get_env().and_then(|e| e.to_str()).unwrap_or_else(|| panic!("`{key}` has no env"));
-            let meaning = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let meaning = arg.get_help().map(std::string::ToString::to_string).unwrap_or_default();
             Row { default: plain(&key, value), env: env.to_owned(), meaning, key }
         })
         .collect()

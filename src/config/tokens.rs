@@ -61,7 +61,7 @@ pub enum KeySource {
 
 impl KeySource {
     /// `configured`, or the file named `default` in the data directory.
-    pub(super) fn of(configured: &Option<PathBuf>, data_dir: &Path, default: &str) -> Self {
+    pub(super) fn of(configured: Option<&PathBuf>, data_dir: &Path, default: &str) -> Self {
         match configured {
             Some(path) => Self::File(path.clone()),
             None => Self::Generated(data_dir.join(default)),

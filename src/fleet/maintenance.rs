@@ -44,7 +44,7 @@ impl Fleet {
             tokio::select! {
                 _ = every.tick() => {}
                 // A permit is kept if nobody waits, so a request made during a pass is not lost.
-                _ = self.reconcile_now.notified() => every.reset(),
+                () = self.reconcile_now.notified() => every.reset(),
             }
             self.reconcile().await;
         }

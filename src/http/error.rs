@@ -179,15 +179,12 @@ impl From<SessionError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let error = &e as &dyn std::error::Error;
-        match e {
-            StoreError::Unavailable(_) => {
-                tracing::warn!(error, "store unavailable");
-                Self::Unavailable
-            }
-            _ => {
-                tracing::error!(error, "store error");
-                Self::Internal
-            }
+        if let StoreError::Unavailable(_) = e {
+            tracing::warn!(error, "store unavailable");
+            Self::Unavailable
+        } else {
+            tracing::error!(error, "store error");
+            Self::Internal
         }
     }
 }

@@ -65,7 +65,7 @@ fn layered(routes: Router<AppState>, state: AppState, options: &Options) -> Rout
         .layer(RequestBodyTimeoutLayer::new(options.body_timeout))
         .layer(axum::Extension(extract::BodyDeadline(options.body_timeout)))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
+            let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
             tracing::info_span!("http", method = %req.method(), route)
         }))
         .layer(axum::middleware::from_fn(limits::enforce))

@@ -107,7 +107,7 @@ const STORELESS: [&str; 3] = ["/.well-known/jwks.json", "/healthz", "/openapi.js
 
 impl Modify for Errors {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        for (path, item) in api.paths.paths.iter_mut() {
+        for (path, item) in &mut api.paths.paths {
             let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
             for op in ops.into_iter().flatten() {
                 add_errors(path, op);

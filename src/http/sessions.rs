@@ -11,7 +11,10 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use super::auth::{Peer, ServiceCaller};
-use super::dto::*;
+use super::dto::{
+    AuditPage, AuditParams, CreateSessionRequest, CreatedSession, ExtendRequest, ListParams, ListStatus, RevokeRequest,
+    SessionPage, SessionView, UpdateSessionRequest,
+};
 use super::extract::{Json, OptionalJson, Path, Query};
 use crate::http::auth::Scope;
 use crate::http::error::ApiError;

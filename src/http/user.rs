@@ -9,7 +9,7 @@ use axum::Router;
 use uuid::Uuid;
 
 use super::auth::{Peer, Player};
-use super::dto::*;
+use super::dto::{LogoutAll, LogoutAllParams, MySessions, RefreshRequest, SessionView, Tokens, Validation};
 use super::extract::{Json, Path, Query};
 use crate::http::error::ApiError;
 use crate::session::store::StatusFilter;

@@ -85,17 +85,20 @@ impl AuditRecord {
         }
     }
 
+    #[must_use]
     pub fn session(mut self, session_id: Uuid, user_id: &str) -> Self {
         self.session_id = Some(session_id);
         self.user_id = Some(user_id.to_owned());
         self
     }
 
+    #[must_use]
     pub fn reason(mut self, reason: impl Into<String>) -> Self {
         self.reason = Some(reason.into());
         self
     }
 
+    #[must_use]
     pub fn ip(mut self, ip: Option<&str>) -> Self {
         self.ip = ip.map(str::to_owned);
         self

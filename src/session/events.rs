@@ -27,7 +27,7 @@ pub struct OutboxEvent {
 impl OutboxEvent {
     fn new(subject: &str, at: DateTime<Utc>, session: &SessionRecord, data: Value) -> Self {
         let id = Uuid::now_v7();
-        let payload = json!({
+        let mut payload = json!({
             "specversion": "1.0",
             "id": id,
             "source": "session-service",
@@ -36,8 +36,9 @@ impl OutboxEvent {
             "time": at,
             "datacontenttype": "application/json",
             "dataschema": "session-events/v1",
-            "data": data,
         });
+        // Moved in, not serialized again through `json!`.
+        payload["data"] = data;
         Self { id, subject: subject.to_owned(), created_at: at, payload }
     }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, KeypairBytes};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
@@ -77,7 +78,7 @@ impl SigningKeyPair {
     /// public key attached, which OpenSSL 3.0 refuses (`openssl pkey`: "unsupported").
     pub fn to_pem(&self) -> String {
         let v1 = KeypairBytes { secret_key: self.key.to_bytes(), public_key: None };
-        v1.to_pkcs8_pem(Default::default()).expect("an Ed25519 key always encodes").to_string()
+        v1.to_pkcs8_pem(LineEnding::default()).expect("an Ed25519 key always encodes").to_string()
     }
 
     pub fn kid(&self) -> &str {
@@ -192,7 +193,7 @@ mod tests {
     fn a_key_written_by_an_earlier_release_still_loads() {
         // Earlier releases saved ed25519-dalek's own encoding: PKCS#8 v2 with the public key.
         let k = SigningKeyPair::generate();
-        let v2 = k.key.to_pkcs8_pem(Default::default()).unwrap().to_string();
+        let v2 = k.key.to_pkcs8_pem(LineEnding::default()).unwrap().to_string();
         assert_eq!(der(&v2)[4], 0x01, "the fixture is version 2 (v2 = 1)");
         assert_eq!(SigningKeyPair::from_pem(&v2).unwrap().kid(), k.kid());
         assert_eq!(VerificationKey::from_pem(&v2).unwrap(), k.verification_key());

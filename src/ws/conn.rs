@@ -187,7 +187,7 @@ where
     let deadline = Instant::now() + gw.config.auth_timeout;
     loop {
         let received = tokio::select! {
-            _ = evict.cancelled() => {
+            () = evict.cancelled() => {
                 if gw.shutdown.is_cancelled() {
                     drain(socket, gw).await;
                 } else {
@@ -352,7 +352,7 @@ async fn live<S>(
     loop {
         let flow = tokio::select! {
             biased;
-            _ = conn.kill.cancelled() => {
+            () = conn.kill.cancelled() => {
                 let closing = Box::pin(killed(&mut socket, gw));
                 closing.await;
                 ControlFlow::Break(())

@@ -208,7 +208,7 @@ impl Gateway {
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = stop.cancelled() => break,
+                () = stop.cancelled() => break,
                 _ = sweep.tick() => self.sweep(),
                 _ = flush.tick() => self.flush_presence().await,
             }

@@ -31,7 +31,7 @@ pub async fn postgres_url() -> String {
 /// Drops a database made by [`postgres_url`], disconnecting whoever still uses it; panics if it
 /// cannot.
 pub async fn drop_postgres(url: &str) {
-    expect_started(drop_database(&postgres_admin_url(), url).await)
+    expect_started(drop_database(&postgres_admin_url(), url).await);
 }
 
 /// Creates a fresh, empty database `sst_<uuid>` on the server that `admin` (a database URL with

@@ -121,7 +121,7 @@ impl Fleet {
         }
         let path = self.data_dir.path().join("service-key");
         let key = std::fs::read_to_string(&path).map_err(|source| StartError::Read { path, source })?;
-        self.service_key = key.trim().to_owned();
+        key.trim().clone_into(&mut self.service_key);
         Ok(())
     }
 

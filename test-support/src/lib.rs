@@ -26,6 +26,7 @@ pub mod node;
 pub mod proxy;
 pub mod redis;
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Why a process or a resource of this crate could not be brought up.
@@ -70,7 +71,7 @@ fn expect_started<T>(started: Result<T, StartError>) -> T {
         let mut message = e.to_string();
         let mut source = std::error::Error::source(&e);
         while let Some(cause) = source {
-            message.push_str(&format!(": {cause}"));
+            let _ = write!(message, ": {cause}");
             source = cause.source();
         }
         panic!("{message}")

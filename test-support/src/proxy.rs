@@ -84,8 +84,8 @@ async fn relay(client: TcpStream, upstream: SocketAddr, mode: watch::Receiver<Mo
     let (server_read, server_write) = server.into_split();
     // Either direction ending ends both: the sockets drop and each side sees the close.
     tokio::select! {
-        _ = pump(client_read, server_write, mode.clone()) => {}
-        _ = pump(server_read, client_write, mode) => {}
+        () = pump(client_read, server_write, mode.clone()) => {}
+        () = pump(server_read, client_write, mode) => {}
     }
 }
 

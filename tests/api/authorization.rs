@@ -72,7 +72,7 @@ async fn the_read_only_key_can_read_but_not_write(backend: Backend) {
         let resp = req.send().await.unwrap();
         match name {
             "read" | "audit" | "list" | "user audit" => {
-                assert_eq!(resp.status(), StatusCode::OK, "{name}")
+                assert_eq!(resp.status(), StatusCode::OK, "{name}");
             }
             _ => {
                 let body = expect_problem(resp, StatusCode::FORBIDDEN, "insufficient_scope").await;
@@ -95,7 +95,11 @@ async fn the_user_api_without_a_token_answers_401_invalid_token(backend: Backend
         (Method::DELETE, format!("/session/{}", created.id)),
     ] {
         let resp = app.anon(method.clone(), &path).send().await.unwrap();
-        assert_eq!(resp.headers().get("www-authenticate").map(|v| v.as_bytes()), Some(&b"Bearer"[..]), "{path}");
+        assert_eq!(
+            resp.headers().get("www-authenticate").map(reqwest::header::HeaderValue::as_bytes),
+            Some(&b"Bearer"[..]),
+            "{path}"
+        );
         assert_eq!(problem(resp).await, (StatusCode::UNAUTHORIZED, "invalid_token".into()), "{method} {path}");
     }
     let garbage = app.player(Method::GET, "/session/me", "eyJhbGciOiJub25lIn0.e30.").send().await.unwrap();

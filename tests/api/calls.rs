@@ -8,7 +8,7 @@ use crate::helpers::*;
 
 /// A session as `POST /sessions` answered it.
 #[derive(Debug, Clone)]
-pub struct Created {
+pub(crate) struct Created {
     pub id: Uuid,
     pub access: String,
     pub refresh: String,
@@ -17,19 +17,19 @@ pub struct Created {
 
 /// A token pair as `POST /session/refresh` answered it.
 #[derive(Debug, Clone)]
-pub struct Tokens {
+pub(crate) struct Tokens {
     pub access: String,
     pub refresh: String,
     pub body: Value,
 }
 
 impl TestApp {
-    pub async fn create_session(&self, user_id: &str) -> Created {
+    pub(crate) async fn create_session(&self, user_id: &str) -> Created {
         self.create_session_with(session_body(user_id)).await
     }
 
     /// `POST /sessions` with `body`, asserting 201.
-    pub async fn create_session_with(&self, body: Value) -> Created {
+    pub(crate) async fn create_session_with(&self, body: Value) -> Created {
         let resp = self.writer(Method::POST, "/sessions").json(&body).send().await.expect("request");
         let body = expect_json(resp, StatusCode::CREATED).await;
         Created {
@@ -40,13 +40,13 @@ impl TestApp {
         }
     }
 
-    pub async fn refresh(&self, token: &str) -> Response {
+    pub(crate) async fn refresh(&self, token: &str) -> Response {
         let body = json!({ "refresh_token": token });
         self.anon(Method::POST, "/session/refresh").json(&body).send().await.expect("request")
     }
 
     /// `POST /session/refresh`, asserting 200.
-    pub async fn refresh_ok(&self, token: &str) -> Tokens {
+    pub(crate) async fn refresh_ok(&self, token: &str) -> Tokens {
         let body = expect_json(self.refresh(token).await, StatusCode::OK).await;
         Tokens {
             access: body["access_token"].as_str().expect("access_token").to_owned(),
@@ -55,30 +55,30 @@ impl TestApp {
         }
     }
 
-    pub async fn validate(&self, token: &str) -> Response {
+    pub(crate) async fn validate(&self, token: &str) -> Response {
         let body = json!({ "refresh_token": token });
         self.anon(Method::POST, "/session/validate").json(&body).send().await.expect("request")
     }
 
-    pub async fn me(&self, access: &str) -> Response {
+    pub(crate) async fn me(&self, access: &str) -> Response {
         self.player(Method::GET, "/session/me", access).send().await.expect("request")
     }
 
     /// `GET /sessions/{id}`, asserting 200.
-    pub async fn get_session(&self, id: Uuid) -> Value {
+    pub(crate) async fn get_session(&self, id: Uuid) -> Value {
         let resp = self.reader(Method::GET, &format!("/sessions/{id}")).send().await.expect("request");
         expect_json(resp, StatusCode::OK).await
     }
 
     /// The audit entries of a session, newest first.
-    pub async fn audit(&self, id: Uuid) -> Vec<Value> {
+    pub(crate) async fn audit(&self, id: Uuid) -> Vec<Value> {
         let resp = self.reader(Method::GET, &format!("/sessions/{id}/audit")).send().await.expect("request");
         let body = expect_json(resp, StatusCode::OK).await;
         body["entries"].as_array().expect("entries").clone()
     }
 
     /// `(action, outcome)` of every audit entry of a session, oldest first.
-    pub async fn audit_trail(&self, id: Uuid) -> Vec<(String, String)> {
+    pub(crate) async fn audit_trail(&self, id: Uuid) -> Vec<(String, String)> {
         let mut trail: Vec<_> = self
             .audit(id)
             .await

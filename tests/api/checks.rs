@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use session_service::tokens::RefreshToken;
 
 /// The body of a typical `POST /sessions`.
-pub fn session_body(user_id: &str) -> Value {
+pub(crate) fn session_body(user_id: &str) -> Value {
     json!({
         "user_id": user_id,
         "device": {
@@ -24,7 +24,7 @@ pub fn session_body(user_id: &str) -> Value {
 }
 
 /// Asserts the status and returns the JSON body.
-pub async fn expect_json(resp: Response, status: StatusCode) -> Value {
+pub(crate) async fn expect_json(resp: Response, status: StatusCode) -> Value {
     let actual = resp.status();
     let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let text = resp.text().await.expect("a body");
@@ -34,14 +34,14 @@ pub async fn expect_json(resp: Response, status: StatusCode) -> Value {
 }
 
 /// Asserts an RFC 9457 problem (content type and members) and returns its status and `code`.
-pub async fn problem(resp: Response) -> (StatusCode, String) {
+pub(crate) async fn problem(resp: Response) -> (StatusCode, String) {
     let body = problem_body(resp).await;
     let status = StatusCode::from_u16(body["status"].as_u64().expect("status") as u16).expect("a status");
     (status, body["code"].as_str().expect("code").to_owned())
 }
 
 /// Asserts an RFC 9457 problem and returns the whole body.
-pub async fn problem_body(resp: Response) -> Value {
+pub(crate) async fn problem_body(resp: Response) -> Value {
     let status = resp.status();
     let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let challenge = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -59,7 +59,7 @@ pub async fn problem_body(resp: Response) -> Value {
 }
 
 /// Asserts a problem with this status and code, and returns its body.
-pub async fn expect_problem(resp: Response, status: StatusCode, code: &str) -> Value {
+pub(crate) async fn expect_problem(resp: Response, status: StatusCode, code: &str) -> Value {
     let body = problem_body(resp).await;
     assert_eq!(
         (body["status"].as_u64(), body["code"].as_str()),
@@ -70,20 +70,19 @@ pub async fn expect_problem(resp: Response, status: StatusCode, code: &str) -> V
 }
 
 /// A timestamp member of a JSON body.
-pub fn ts(v: &Value) -> DateTime<Utc> {
+pub(crate) fn ts(v: &Value) -> DateTime<Utc> {
     v.as_str()
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| panic!("not a timestamp: {v}"))
+        .map_or_else(|| panic!("not a timestamp: {v}"), |t| t.with_timezone(&Utc))
 }
 
 /// The generation of a refresh token.
-pub fn generation(refresh_token: &str) -> i64 {
+pub(crate) fn generation(refresh_token: &str) -> i64 {
     RefreshToken::parse(refresh_token).expect("a well-formed refresh token").generation
 }
 
 /// A token with the right session and generation but a secret we made up.
-pub fn forge(refresh_token: &str, generation: i64) -> String {
+pub(crate) fn forge(refresh_token: &str, generation: i64) -> String {
     let genuine = RefreshToken::parse(refresh_token).expect("a well-formed refresh token");
     RefreshToken { generation, secret: [0x5a; 32], ..genuine }.encode()
 }

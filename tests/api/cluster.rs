@@ -16,18 +16,18 @@ use crate::ws_client::*;
 /// not travel (and was left to the reconciliation, seconds later).
 const CROSS_NODE: Duration = Duration::from_secs(1);
 
-pub fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
 /// Settings joining the nodes of one test to one bus: the Redis at `url` under `prefix`, with a
 /// fast heartbeat so liveness tests are quick, and a reconciliation slow enough that it cannot
 /// stand in for a push.
-pub fn on_redis(url: &str, prefix: &str) -> impl Fn(&mut Config) + Clone {
+pub(crate) fn on_redis(url: &str, prefix: &str) -> impl Fn(&mut Config) + Clone {
     let (url, prefix) = (url.to_owned(), prefix.to_owned());
     move |o: &mut Config| {
         o.redis.url = Some(Secret(url.clone()));
-        o.redis.prefix = prefix.clone();
+        o.redis.prefix.clone_from(&prefix);
         o.fleet.heartbeat_ms = 200;
         o.fleet.liveness_ttl_ms = 1000;
         o.fleet.reconcile_interval_ms = 600_000;
@@ -35,7 +35,7 @@ pub fn on_redis(url: &str, prefix: &str) -> impl Fn(&mut Config) + Clone {
 }
 
 /// Three nodes on one database and one Redis prefix.
-pub async fn three_nodes(backend: Backend, tweak: impl Fn(&mut Config) + Clone) -> [TestApp; 3] {
+pub(crate) async fn three_nodes(backend: Backend, tweak: impl Fn(&mut Config) + Clone) -> [TestApp; 3] {
     let a = spawn_app_with(backend, tweak.clone()).await;
     let b = a.sibling(tweak.clone()).await;
     let c = a.sibling(tweak).await;
@@ -56,7 +56,7 @@ async fn online(app: &TestApp, id: Uuid) -> bool {
 }
 
 /// Polls `app`'s view of `id` until `online` reads `want`; returns how long it took.
-pub async fn until_online(app: &TestApp, id: Uuid, want: bool, within: Duration) -> Duration {
+pub(crate) async fn until_online(app: &TestApp, id: Uuid, want: bool, within: Duration) -> Duration {
     let started = Instant::now();
     while online(app, id).await != want {
         assert!(started.elapsed() < within, "online did not become {want} within {within:?}");

@@ -341,9 +341,10 @@ async fn every_answer_is_one_the_openapi_document_declares(backend: Backend) {
             let (status, headers, body) = run.send(op, &case).await;
             seen.entry(op.name()).or_default().insert(status.as_u16());
             let verdict = run.judge.response(&op.spec, status, &headers, &body);
-            let outcome = verdict.and_then(|()| match fits(case.fault, status) {
-                true => Ok(()),
-                false => {
+            let outcome = verdict.and_then(|()| {
+                if fits(case.fault, status) {
+                    Ok(())
+                } else {
                     Err(format!("{status} does not fit a {:?} case: {}", case.fault, String::from_utf8_lossy(&body)))
                 }
             });

@@ -26,7 +26,7 @@ const RUST_NAMES: [&str; 14] = [
 ];
 
 /// JSON Schema validators of the document's schemas, built once each.
-pub struct Judge {
+pub(crate) struct Judge {
     components: Value,
     validators: HashMap<String, jsonschema::Validator>,
     /// `docs/errors.md`: every `code` served must be listed there.
@@ -34,12 +34,12 @@ pub struct Judge {
 }
 
 impl Judge {
-    pub fn new(doc: &Value, errors_doc: String) -> Self {
+    pub(crate) fn new(doc: &Value, errors_doc: String) -> Self {
         Self { components: doc["components"].clone(), validators: HashMap::new(), errors_doc }
     }
 
     /// Whether `instance` is valid for `schema` (which may `$ref` into the components).
-    pub fn accepts(&mut self, schema: &Value, instance: &Value) -> Result<(), String> {
+    pub(crate) fn accepts(&mut self, schema: &Value, instance: &Value) -> Result<(), String> {
         let key = schema.to_string();
         if !self.validators.contains_key(&key) {
             let root = json!({
@@ -64,7 +64,7 @@ impl Judge {
     }
 
     /// Checks one response to an operation (`spec` is its object in the document).
-    pub fn response(
+    pub(crate) fn response(
         &mut self,
         spec: &Value,
         status: StatusCode,

@@ -11,13 +11,13 @@ use serde_json::{json, Map, Value};
 const MAX_DEPTH: u32 = 2;
 
 /// The generator: a seeded runner and the document its `$ref`s point into.
-pub struct Gen {
+pub(crate) struct Gen {
     runner: TestRunner,
     doc: Value,
 }
 
 impl Gen {
-    pub fn new(seed: u8, doc: Value) -> Self {
+    pub(crate) fn new(seed: u8, doc: Value) -> Self {
         let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]);
         Self { runner: TestRunner::new_with_rng(Config::default(), rng), doc }
     }
@@ -27,30 +27,30 @@ impl Gen {
     }
 
     /// A number in `0..n`.
-    pub fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         self.sample(0..n.max(1))
     }
 
-    pub fn chance(&mut self, percent: usize) -> bool {
+    pub(crate) fn chance(&mut self, percent: usize) -> bool {
         self.below(100) < percent
     }
 
-    pub fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+    pub(crate) fn pick<T: Clone>(&mut self, items: &[T]) -> T {
         items[self.below(items.len())].clone()
     }
 
-    pub fn uuid(&mut self) -> uuid::Uuid {
+    pub(crate) fn uuid(&mut self) -> uuid::Uuid {
         uuid::Builder::from_random_bytes(self.sample(any::<[u8; 16]>())).into_uuid()
     }
 
     /// A string matching `pattern` (an anchored ECMA regex of the simple kind the document uses).
-    pub fn matching(&mut self, pattern: &str) -> String {
+    pub(crate) fn matching(&mut self, pattern: &str) -> String {
         let bare = pattern.trim_start_matches('^').trim_end_matches('$');
         self.sample(proptest::string::string_regex(bare).expect("a pattern proptest can generate"))
     }
 
     /// `schema` with `$ref`s at its top followed into `components`.
-    pub fn resolve(&self, schema: &Value) -> Value {
+    pub(crate) fn resolve(&self, schema: &Value) -> Value {
         match schema.get("$ref").and_then(Value::as_str) {
             Some(r) => self.resolve(self.doc.pointer(r.trim_start_matches('#')).expect("a $ref into the document")),
             None => schema.clone(),
@@ -58,7 +58,7 @@ impl Gen {
     }
 
     /// A value `schema` accepts.
-    pub fn value(&mut self, schema: &Value, depth: u32) -> Value {
+    pub(crate) fn value(&mut self, schema: &Value, depth: u32) -> Value {
         let schema = self.resolve(schema);
         if let Some(options) = schema.get("enum").and_then(Value::as_array) {
             return self.pick(options);
@@ -75,9 +75,10 @@ impl Gen {
             Value::String(t) => t.clone(),
             Value::Array(types) => {
                 let real: Vec<&Value> = types.iter().filter(|t| *t != "null").collect();
-                match real.is_empty() || self.chance(10) {
-                    true => "null".into(),
-                    false => real[self.below(real.len())].as_str().unwrap_or("null").into(),
+                if real.is_empty() || self.chance(10) {
+                    "null".into()
+                } else {
+                    real[self.below(real.len())].as_str().unwrap_or("null").into()
                 }
             }
             _ => "object".into(),
@@ -154,7 +155,7 @@ impl Gen {
 
 /// A way to break a JSON body the schema describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Broken {
+pub(crate) enum Broken {
     /// The object's values as a positional array.
     ArrayForm,
     /// A nested object (`device`) as a positional array.
@@ -173,7 +174,7 @@ pub enum Broken {
 }
 
 impl Broken {
-    pub const ALL: [Broken; 9] = [
+    pub(crate) const ALL: [Broken; 9] = [
         Self::ArrayForm,
         Self::NestedArrayForm,
         Self::UnknownField,
@@ -186,7 +187,7 @@ impl Broken {
     ];
 
     /// `body` (valid for `schema`) broken this way, or `None` where the schema offers no hold.
-    pub fn apply(self, gen: &mut Gen, schema: &Value, body: &Value) -> Option<Value> {
+    pub(crate) fn apply(self, gen: &mut Gen, schema: &Value, body: &Value) -> Option<Value> {
         let schema = gen.resolve(schema);
         let props = schema["properties"].as_object().cloned().unwrap_or_default();
         let mut out = body.as_object().cloned().unwrap_or_default();

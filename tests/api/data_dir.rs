@@ -24,7 +24,7 @@ async fn a_fresh_node_creates_its_data_directory_and_every_file_in_it_owner_only
     let root = Fresh(std::env::temp_dir().join(format!("session-fresh-{}", uuid::Uuid::new_v4().simple())));
     let data = root.0.join("var").join("data");
     let app = spawn_app_with(backend, |o| {
-        o.data_dir = data.clone();
+        o.data_dir.clone_from(&data);
         o.database.url = None; // the embedded default: <data_dir>/sessions.db
         o.http.service_keys = Vec::new(); // generated into <data_dir>/service-key
     })

@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use reqwest::{Method, RequestBuilder};
 use session_service::clock::{Clock, ManualClock};
 use session_service::config::Settings;
-pub use session_service::config::{Config, Secret};
+pub(crate) use session_service::config::{Config, Secret};
 use session_service::http::auth::ServiceKeySpec;
 use session_service::state::AppState;
 use session_test_support::db;
@@ -20,8 +20,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-pub use crate::calls::*;
-pub use crate::checks::*;
+pub(crate) use crate::calls::*;
+pub(crate) use crate::checks::*;
 
 /// Turns `async fn name(backend: Backend)` items into one `#[tokio::test]` per store:
 /// `sqlite::name` and `postgres::name`. A test missing from the list is dead code, which clippy
@@ -63,14 +63,14 @@ macro_rules! sqlite_only {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
 
 impl Backend {
     /// What `/readyz` reports as `store`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Sqlite => "sqlite",
             Self::Postgres => "postgres",
@@ -130,7 +130,7 @@ impl Drop for Database {
 }
 
 /// A running node and what a test needs to talk to it.
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub addr: SocketAddr,
     /// The operator listener, when the test set `ops_listen`.
     ops_addr: Option<SocketAddr>,
@@ -147,12 +147,12 @@ pub struct TestApp {
     task: Option<JoinHandle<()>>,
 }
 
-pub async fn spawn_app(backend: Backend) -> TestApp {
+pub(crate) async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
 
 /// Like [`spawn_app`], with `tweak` applied to the settings before they are resolved.
-pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+pub(crate) async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let db = Arc::new(Database::new(backend).await);
     let clock = Arc::new(ManualClock::new(Utc::now()));
     start(db, Arc::new(TempDir::new()), clock, tweak).await
@@ -210,7 +210,7 @@ async fn start(
 }
 
 /// A `ServiceKeySpec` as an operator would write it: `name:sha256hex:scopes`.
-pub fn key_spec(name: &str, key: &str, scopes: &str) -> ServiceKeySpec {
+pub(crate) fn key_spec(name: &str, key: &str, scopes: &str) -> ServiceKeySpec {
     let hex = hex::encode(Sha256::digest(key.as_bytes()));
     format!("{name}:{hex}:{scopes}").parse().expect("a valid key spec")
 }
@@ -236,12 +236,12 @@ impl Drop for TestApp {
 
 impl TestApp {
     /// Another node on the same database, data directory and clock, running beside this one.
-    pub async fn sibling(&self, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    pub(crate) async fn sibling(&self, tweak: impl FnOnce(&mut Config)) -> TestApp {
         start(self.db.clone(), self.dir.clone(), self.clock.clone(), tweak).await
     }
 
     /// Stops this node and starts a new one on the same database, data directory and clock.
-    pub async fn restart(mut self, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    pub(crate) async fn restart(mut self, tweak: impl FnOnce(&mut Config)) -> TestApp {
         let (db, dir, clock) = (self.db.clone(), self.dir.clone(), self.clock.clone());
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -255,62 +255,62 @@ impl TestApp {
 
     /// Fires the shutdown signal (as dropping does) and hands back the node's task: awaiting it
     /// waits for `App::run` to return (it panics if `run` failed).
-    pub fn shut_down(&mut self) -> JoinHandle<()> {
+    pub(crate) fn shut_down(&mut self) -> JoinHandle<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         self.task.take().expect("the node is running")
     }
 
-    pub fn ops_addr(&self) -> Option<SocketAddr> {
+    pub(crate) fn ops_addr(&self) -> Option<SocketAddr> {
         self.ops_addr
     }
 
-    pub fn state(&self) -> &AppState {
+    pub(crate) fn state(&self) -> &AppState {
         &self.state
     }
 
-    pub fn backend(&self) -> Backend {
+    pub(crate) fn backend(&self) -> Backend {
         self.db.backend
     }
 
-    pub fn database_url(&self) -> &str {
+    pub(crate) fn database_url(&self) -> &str {
         &self.db.url
     }
 
-    pub fn data_dir(&self) -> &Path {
+    pub(crate) fn data_dir(&self) -> &Path {
         &self.dir.0
     }
 
-    pub fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
 
-    pub fn advance(&self, by: Duration) {
+    pub(crate) fn advance(&self, by: Duration) {
         self.clock.advance(by);
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
     /// A request without credentials.
-    pub fn anon(&self, method: Method, path: &str) -> RequestBuilder {
+    pub(crate) fn anon(&self, method: Method, path: &str) -> RequestBuilder {
         self.client.request(method, self.url(path))
     }
 
     /// A request with the read+write service key.
-    pub fn writer(&self, method: Method, path: &str) -> RequestBuilder {
+    pub(crate) fn writer(&self, method: Method, path: &str) -> RequestBuilder {
         self.anon(method, path).bearer_auth(&self.writer_key)
     }
 
     /// A request with the read-only service key.
-    pub fn reader(&self, method: Method, path: &str) -> RequestBuilder {
+    pub(crate) fn reader(&self, method: Method, path: &str) -> RequestBuilder {
         self.anon(method, path).bearer_auth(&self.reader_key)
     }
 
     /// A user-API request with a player's access token.
-    pub fn player(&self, method: Method, path: &str, access: &str) -> RequestBuilder {
+    pub(crate) fn player(&self, method: Method, path: &str, access: &str) -> RequestBuilder {
         self.anon(method, path).bearer_auth(access)
     }
 }

@@ -84,7 +84,7 @@ async fn the_sweep_marks_expired_sessions_and_returns_their_count(backend: Backe
     let all = expect_json(resp, StatusCode::OK).await;
     let status_of = |id: uuid::Uuid| -> Value {
         let found = all["sessions"].as_array().unwrap().iter().find(|s| s["id"] == id.to_string());
-        found.map(|s| s["status"].clone()).unwrap_or(Value::Null)
+        found.map_or(Value::Null, |s| s["status"].clone())
     };
     assert_eq!(
         (status_of(a.id), status_of(revoked.id), status_of(fresh.id)),

@@ -11,7 +11,7 @@ use crate::helpers::*;
 impl TestApp {
     /// Every stored row of `table`, as text (Postgres: `row_to_json`; SQLite: each column as
     /// text and as lowercase hex), to check what the database holds.
-    pub async fn stored_rows(&self, table: &str) -> String {
+    pub(crate) async fn stored_rows(&self, table: &str) -> String {
         match self.backend() {
             Backend::Postgres => {
                 let mut conn = sqlx::PgConnection::connect(self.database_url()).await.expect("connecting");
@@ -37,7 +37,7 @@ impl TestApp {
     }
 
     /// The outbox, oldest first: `(subject, payload)`.
-    pub async fn outbox(&self) -> Vec<(String, Value)> {
+    pub(crate) async fn outbox(&self) -> Vec<(String, Value)> {
         let rows: Vec<(String, String)> = match self.backend() {
             Backend::Postgres => {
                 let mut conn = sqlx::PgConnection::connect(self.database_url()).await.expect("connecting");
@@ -54,7 +54,7 @@ impl TestApp {
     }
 
     /// The node's refresh-token derivation key, to build genuine tokens of any generation.
-    pub fn refresh_secrets(&self) -> RefreshSecrets {
+    pub(crate) fn refresh_secrets(&self) -> RefreshSecrets {
         let text = std::fs::read_to_string(self.data_dir().join("refresh-key")).expect("the generated refresh key");
         let key = URL_SAFE_NO_PAD.decode(text.trim()).expect("base64url");
         RefreshSecrets::new(key.try_into().expect("32 bytes"), None)

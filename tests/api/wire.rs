@@ -21,7 +21,7 @@ mod service_api;
 mod user_api;
 
 /// `server` as JSON, read as the SDK's `T`; asserts the SDK writes the same JSON back.
-pub fn read_as<T: DeserializeOwned + Serialize>(server: &impl Serialize) -> T {
+pub(crate) fn read_as<T: DeserializeOwned + Serialize>(server: &impl Serialize) -> T {
     let sent = serde_json::to_value(server).expect("the server's body serializes");
     let read: T = serde_json::from_value(sent.clone())
         .unwrap_or_else(|e| panic!("the SDK cannot read {}: {e}\n{sent:#}", std::any::type_name::<T>()));
@@ -30,20 +30,20 @@ pub fn read_as<T: DeserializeOwned + Serialize>(server: &impl Serialize) -> T {
     read
 }
 
-pub fn id(n: u128) -> Uuid {
+pub(crate) fn id(n: u128) -> Uuid {
     Uuid::from_u128(0x0190_b5a4_7c1e_7d2a_9f00_0000_0000_0000 + n)
 }
 
-pub fn at(hour: u32) -> DateTime<Utc> {
+pub(crate) fn at(hour: u32) -> DateTime<Utc> {
     format!("2026-11-23T{hour:02}:15:42.123456Z").parse().expect("a time")
 }
 
-pub fn metadata() -> Map<String, Value> {
+pub(crate) fn metadata() -> Map<String, Value> {
     json!({ "login_method": "password", "region": "eu", "tries": [1, 2] }).as_object().cloned().expect("an object")
 }
 
 /// A session view with every optional field set.
-pub fn server_view(n: u128, current: Option<bool>) -> server::SessionView {
+pub(crate) fn server_view(n: u128, current: Option<bool>) -> server::SessionView {
     server::SessionView {
         id: id(n),
         user_id: "user-42".into(),
@@ -73,7 +73,7 @@ pub fn server_view(n: u128, current: Option<bool>) -> server::SessionView {
 }
 
 /// [`server_view`] as the SDK's value, field by field.
-pub fn sdk_session(n: u128, current: Option<bool>) -> sdk::Session {
+pub(crate) fn sdk_session(n: u128, current: Option<bool>) -> sdk::Session {
     sdk::Session {
         id: id(n),
         user_id: "user-42".into(),
@@ -103,7 +103,7 @@ pub fn sdk_session(n: u128, current: Option<bool>) -> sdk::Session {
 }
 
 /// The SDK's name for each server status (a status added on the server fails to compile here).
-pub fn sdk_status(status: SessionStatus) -> sdk::SessionStatus {
+pub(crate) fn sdk_status(status: SessionStatus) -> sdk::SessionStatus {
     match status {
         SessionStatus::Active => sdk::SessionStatus::Active,
         SessionStatus::Revoked => sdk::SessionStatus::Revoked,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
-pub use session_client::proto::ws::codec::Encoding;
+pub(crate) use session_client::proto::ws::codec::Encoding;
 use session_client::proto::ws::codec::{Data, DecodeError};
 use session_client::proto::ws::{ClientFrame, ServerFrame};
 use session_service::config::Config;
@@ -22,15 +22,15 @@ use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 use crate::helpers::*;
 
 /// Longest wait for any one frame, close or end of stream.
-pub const WAIT: Duration = Duration::from_secs(5);
+pub(crate) const WAIT: Duration = Duration::from_secs(5);
 /// How soon a push must follow the call that caused it (loopback, one node).
-pub const PROMPT: Duration = Duration::from_millis(100);
+pub(crate) const PROMPT: Duration = Duration::from_millis(100);
 /// Long enough that the node's own one-second sweep never fires a deadline while a test moves the
 /// clock by hours or days.
-pub const A_YEAR_MS: u64 = 365 * 24 * 3600 * 1000;
+pub(crate) const A_YEAR_MS: u64 = 365 * 24 * 3600 * 1000;
 
 /// The SDK codec's [`Encoding`] in tungstenite messages, as the tests send and read them.
-pub trait Messages {
+pub(crate) trait Messages {
     /// `value` (a frame, or any other map a test sends) as a data message of this encoding.
     fn message(self, value: &impl Serialize) -> Message;
 
@@ -58,12 +58,12 @@ impl Messages for Encoding {
 
 /// Settings for tests that move the clock by hours or days: the node's background sweep must not
 /// close connections for silence or token expiry behind the test's back.
-pub fn patient_deadlines(o: &mut Config) {
+pub(crate) fn patient_deadlines(o: &mut Config) {
     o.gateway.heartbeat_timeout_ms = A_YEAR_MS;
     o.gateway.token_grace_ms = A_YEAR_MS;
 }
 
-pub struct WsClient {
+pub(crate) struct WsClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// What the server speaks on this connection (from the subprotocol it answered).
     pub encoding: Encoding,
@@ -74,7 +74,7 @@ pub struct WsClient {
 impl TestApp {
     /// Upgrades `GET /ws`, offering `protocols` (one header, comma-separated) and sending
     /// `Authorization: Bearer <bearer>` if given.
-    pub async fn ws_upgrade(&self, protocols: &[&str], bearer: Option<&str>) -> Result<WsClient, WsError> {
+    pub(crate) async fn ws_upgrade(&self, protocols: &[&str], bearer: Option<&str>) -> Result<WsClient, WsError> {
         let mut request = format!("ws://{}/ws", self.addr).into_client_request().expect("a request");
         let headers = request.headers_mut();
         if !protocols.is_empty() {
@@ -90,14 +90,14 @@ impl TestApp {
     }
 
     /// A connection speaking `encoding`, not yet authenticated unless `bearer` is given.
-    pub async fn ws(&self, encoding: Encoding, bearer: Option<&str>) -> WsClient {
+    pub(crate) async fn ws(&self, encoding: Encoding, bearer: Option<&str>) -> WsClient {
         let client = self.ws_upgrade(&[encoding.protocol()], bearer).await.expect("the upgrade succeeds");
         assert_eq!(client.encoding, encoding, "the server speaks the offered subprotocol");
         client
     }
 
     /// A connection of `session` authenticated by the upgrade's bearer header, past its `welcome`.
-    pub async fn ws_live(&self, encoding: Encoding, session: &Created) -> WsClient {
+    pub(crate) async fn ws_live(&self, encoding: Encoding, session: &Created) -> WsClient {
         let mut client = self.ws(encoding, Some(&session.access)).await;
         match client.next_frame().await {
             ServerFrame::Welcome { session_id, .. } => assert_eq!(session_id, session.id),
@@ -108,18 +108,18 @@ impl TestApp {
 }
 
 impl WsClient {
-    pub async fn send(&mut self, frame: &ClientFrame) {
+    pub(crate) async fn send(&mut self, frame: &ClientFrame) {
         let message = self.encoding.message(frame);
         self.send_raw(message).await;
     }
 
-    pub async fn send_raw(&mut self, message: Message) {
+    pub(crate) async fn send_raw(&mut self, message: Message) {
         tokio::time::timeout(WAIT, self.ws.send(message)).await.expect("the send completes").expect("the send");
     }
 
     /// The next data or close message (WebSocket pings and pongs skipped); `None` once the stream
     /// ended, however it ended.
-    pub async fn recv(&mut self) -> Option<Message> {
+    pub(crate) async fn recv(&mut self) -> Option<Message> {
         loop {
             let next = tokio::time::timeout(WAIT, self.ws.next())
                 .await
@@ -132,7 +132,7 @@ impl WsClient {
         }
     }
 
-    pub async fn next_frame(&mut self) -> ServerFrame {
+    pub(crate) async fn next_frame(&mut self) -> ServerFrame {
         match self.recv().await {
             Some(message @ (Message::Text(_) | Message::Binary(_))) => self.encoding.frame(&message),
             other => panic!("expected a frame, got {other:?}"),
@@ -140,14 +140,14 @@ impl WsClient {
     }
 
     /// The next frame and how long it took to come.
-    pub async fn timed_frame(&mut self) -> (ServerFrame, Duration) {
+    pub(crate) async fn timed_frame(&mut self) -> (ServerFrame, Duration) {
         let start = Instant::now();
         let frame = self.next_frame().await;
         (frame, start.elapsed())
     }
 
     /// The next message is a close with `code`; then the stream ends.
-    pub async fn expect_close(&mut self, code: u16) {
+    pub(crate) async fn expect_close(&mut self, code: u16) {
         match self.recv().await {
             Some(Message::Close(Some(CloseFrame { code: got, .. }))) => {
                 assert_eq!(u16::from(got), code, "close code");
@@ -158,7 +158,7 @@ impl WsClient {
     }
 
     /// The stream ends (after the close handshake, if any) within [`WAIT`].
-    pub async fn expect_end(&mut self) {
+    pub(crate) async fn expect_end(&mut self) {
         loop {
             match self.recv().await {
                 None => return,
@@ -169,7 +169,7 @@ impl WsClient {
     }
 
     /// `error{code, close_code}` followed by the close itself.
-    pub async fn expect_closing_error(&mut self, code: &str, close_code: u16) {
+    pub(crate) async fn expect_closing_error(&mut self, code: &str, close_code: u16) {
         match self.next_frame().await {
             ServerFrame::Error { code: got, close_code: got_close, .. } => {
                 assert_eq!((got.as_str(), got_close), (code, Some(close_code)), "the error announcing the close");
@@ -180,7 +180,7 @@ impl WsClient {
     }
 
     /// `error{code}` that keeps the connection open; returns its `id`.
-    pub async fn expect_error(&mut self, code: &str) -> Option<u64> {
+    pub(crate) async fn expect_error(&mut self, code: &str) -> Option<u64> {
         match self.next_frame().await {
             ServerFrame::Error { id, code: got, close_code, .. } => {
                 assert_eq!((got.as_str(), close_code), (code, None), "an error that keeps the connection open");
@@ -191,7 +191,7 @@ impl WsClient {
     }
 
     /// `revoked{reason}` followed by close 4101; returns how long the frame took to come.
-    pub async fn expect_revoked(&mut self, reason: &str) -> Duration {
+    pub(crate) async fn expect_revoked(&mut self, reason: &str) -> Duration {
         let (frame, waited) = self.timed_frame().await;
         assert_eq!(frame, ServerFrame::Revoked { reason: reason.to_owned() });
         self.expect_close(session_client::proto::ws::close::REVOKED).await;
@@ -199,7 +199,7 @@ impl WsClient {
     }
 
     /// A `ping` answered by its `pong` (id and ts echoed); returns the pong's `server_time`.
-    pub async fn ping(&mut self, id: u64) -> i64 {
+    pub(crate) async fn ping(&mut self, id: u64) -> i64 {
         let ts = 1_700_000_000_000 + id as i64;
         self.send(&ClientFrame::Ping { id: Some(id), ts }).await;
         match self.next_frame().await {
@@ -212,7 +212,7 @@ impl WsClient {
     }
 
     /// Closes from the client side and waits for the stream to end.
-    pub async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let frame = CloseFrame { code: CloseCode::Normal, reason: "".into() };
         let _ = self.ws.send(Message::Close(Some(frame))).await;
         self.expect_end().await;

@@ -29,7 +29,7 @@ async fn subscribed(node: &Arc<dyn Node>) -> mpsc::UnboundedReceiver<Control> {
     rx
 }
 
-pub fn info(node: &Arc<dyn Node>) -> NodeInfo {
+pub(crate) fn info(node: &Arc<dyn Node>) -> NodeInfo {
     NodeInfo { id: node.node_id().to_owned(), addr: "127.0.0.1:1".into(), connections: 3, started_at_ms: 1 }
 }
 
@@ -37,7 +37,7 @@ fn revoke(session: Uuid) -> Control {
     Control::Revoke { sessions: vec![session], reason: "logout".into(), sent_ms: 1 }
 }
 
-pub fn record(user: &str) -> SessionRecord {
+pub(crate) fn record(user: &str) -> SessionRecord {
     let now = Utc::now();
     SessionRecord {
         id: Uuid::new_v4(),
@@ -82,7 +82,7 @@ where
     }
 }
 
-pub async fn a_message_reaches_the_addressed_node_only(nodes: Nodes) {
+pub(crate) async fn a_message_reaches_the_addressed_node_only(nodes: Nodes) {
     let (a, b) = (nodes.node().await, nodes.node().await);
     let mut inbox_a = subscribed(&a).await;
     let mut inbox_b = subscribed(&b).await;
@@ -98,7 +98,7 @@ pub async fn a_message_reaches_the_addressed_node_only(nodes: Nodes) {
     assert_eq!(got, Some(marker), "A must receive only what was sent to A");
 }
 
-pub async fn a_claim_returns_the_previous_node_and_a_release_removes_only_its_own_entry(nodes: Nodes) {
+pub(crate) async fn a_claim_returns_the_previous_node_and_a_release_removes_only_its_own_entry(nodes: Nodes) {
     let (a, b) = (nodes.node().await, nodes.node().await);
     a.heartbeat(&info(&a)).await.unwrap();
     b.heartbeat(&info(&b)).await.unwrap();
@@ -113,7 +113,7 @@ pub async fn a_claim_returns_the_previous_node_and_a_release_removes_only_its_ow
     assert!(a.locate("u1").await.unwrap().is_empty());
 }
 
-pub async fn a_node_that_stops_beating_drops_out_of_presence_and_the_node_list(nodes: Nodes) {
+pub(crate) async fn a_node_that_stops_beating_drops_out_of_presence_and_the_node_list(nodes: Nodes) {
     let (a, b) = (nodes.node().await, nodes.node().await);
     a.heartbeat(&info(&a)).await.unwrap();
     b.heartbeat(&info(&b)).await.unwrap();
@@ -136,7 +136,7 @@ pub async fn a_node_that_stops_beating_drops_out_of_presence_and_the_node_list(n
     assert_eq!(ids, vec![b.node_id().to_owned()]);
 }
 
-pub async fn a_revocation_route_names_the_node_of_each_live_connection(nodes: Nodes) {
+pub(crate) async fn a_revocation_route_names_the_node_of_each_live_connection(nodes: Nodes) {
     let (a, b, c) = (nodes.node().await, nodes.node().await, nodes.node().await);
     // C starts after A's last beat: A must ask about it rather than drop its claim as a ghost.
     a.heartbeat(&info(&a)).await.unwrap();
@@ -153,7 +153,7 @@ pub async fn a_revocation_route_names_the_node_of_each_live_connection(nodes: No
     assert!(a.route("nobody").await.unwrap().is_empty());
 }
 
-pub async fn the_first_beat_recreates_and_later_beats_renew(nodes: Nodes) {
+pub(crate) async fn the_first_beat_recreates_and_later_beats_renew(nodes: Nodes) {
     let a = nodes.node().await;
     assert_eq!(a.heartbeat(&info(&a)).await.unwrap(), Liveness::Recreated);
     assert_eq!(a.heartbeat(&info(&a)).await.unwrap(), Liveness::Renewed);
@@ -161,7 +161,7 @@ pub async fn the_first_beat_recreates_and_later_beats_renew(nodes: Nodes) {
     assert_eq!(listed, vec![info(&a)], "the node list carries what the node published");
 }
 
-pub async fn claim_all_announces_every_connection_again(nodes: Nodes) {
+pub(crate) async fn claim_all_announces_every_connection_again(nodes: Nodes) {
     let (a, b) = (nodes.node().await, nodes.node().await);
     a.heartbeat(&info(&a)).await.unwrap();
     b.heartbeat(&info(&b)).await.unwrap();
@@ -182,7 +182,7 @@ pub async fn claim_all_announces_every_connection_again(nodes: Nodes) {
     assert_eq!(total, 300);
 }
 
-pub async fn the_cache_serves_a_filled_record_until_it_is_invalidated(nodes: Nodes) {
+pub(crate) async fn the_cache_serves_a_filled_record_until_it_is_invalidated(nodes: Nodes) {
     let (a, b) = (nodes.node().await, nodes.node().await);
     let rec = record("u3");
     let Cached::Miss(ticket) = a.get(rec.id).await.unwrap() else { panic!("an unknown session is a miss") };
@@ -195,7 +195,7 @@ pub async fn the_cache_serves_a_filled_record_until_it_is_invalidated(nodes: Nod
     assert!(matches!(a.get(rec.id).await.unwrap(), Cached::Miss(_)), "an invalidated record must not be served");
 }
 
-pub async fn a_fill_racing_an_invalidation_is_refused(nodes: Nodes) {
+pub(crate) async fn a_fill_racing_an_invalidation_is_refused(nodes: Nodes) {
     let (a, b) = (nodes.node().await, nodes.node().await);
     let rec = record("u4");
     // A misses and reads the store; meanwhile B commits a change and invalidates.
@@ -213,7 +213,7 @@ pub async fn a_fill_racing_an_invalidation_is_refused(nodes: Nodes) {
     }
 }
 
-pub async fn leaving_removes_the_node_at_once(nodes: Nodes) {
+pub(crate) async fn leaving_removes_the_node_at_once(nodes: Nodes) {
     let (a, b) = (nodes.node().await, nodes.node().await);
     a.heartbeat(&info(&a)).await.unwrap();
     b.heartbeat(&info(&b)).await.unwrap();

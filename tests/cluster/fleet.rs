@@ -13,16 +13,16 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
-pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-pub struct Fleet {
+pub(crate) struct Fleet {
     pub nodes: Vec<NodeProcess>,
     key: String,
     http: reqwest::Client,
 }
 
 impl Fleet {
-    pub async fn start(n: usize, database_url: &str, redis_url: &str, data_dir: &std::path::Path) -> Fleet {
+    pub(crate) async fn start(n: usize, database_url: &str, redis_url: &str, data_dir: &std::path::Path) -> Fleet {
         let key = format!("sk_fleet_{}", uuid::Uuid::new_v4().simple());
         let hash = hex::encode(Sha256::digest(key.as_bytes()));
         let env = [
@@ -40,11 +40,17 @@ impl Fleet {
         Fleet { nodes, key, http: reqwest::Client::builder().no_proxy().build().unwrap() }
     }
 
-    pub fn url(&self, node: usize, path: &str) -> String {
+    pub(crate) fn url(&self, node: usize, path: &str) -> String {
         format!("{}{path}", self.nodes[node].base_url())
     }
 
-    pub async fn call(&self, node: usize, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn call(
+        &self,
+        node: usize,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self.http.request(method, self.url(node, path)).bearer_auth(&self.key);
         if let Some(body) = body {
             req = req.json(&body);
@@ -55,7 +61,7 @@ impl Fleet {
     }
 
     /// A session and its access token.
-    pub async fn session(&self, node: usize, user: &str) -> (String, String) {
+    pub(crate) async fn session(&self, node: usize, user: &str) -> (String, String) {
         let body = json!({ "user_id": user, "device": { "id": "dev-1", "platform": "pc" } });
         let (status, created) = self.call(node, reqwest::Method::POST, "/sessions", Some(body)).await;
         assert_eq!(status, 201, "{created}");
@@ -63,14 +69,14 @@ impl Fleet {
         (id, created["access_token"].as_str().expect("access token").to_owned())
     }
 
-    pub async fn online(&self, node: usize, id: &str) -> bool {
+    pub(crate) async fn online(&self, node: usize, id: &str) -> bool {
         let (status, view) = self.call(node, reqwest::Method::GET, &format!("/sessions/{id}"), None).await;
         assert_eq!(status, 200, "{view}");
         view["online"].as_bool().expect("online is a boolean")
     }
 
     /// A device connected to `node`, past its `welcome`.
-    pub async fn device(&self, node: usize, access: &str) -> Ws {
+    pub(crate) async fn device(&self, node: usize, access: &str) -> Ws {
         let mut request = format!("ws://{}/ws", self.nodes[node].addr()).into_client_request().unwrap();
         request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static(SUBPROTOCOL_JSON));
         request.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {access}")).unwrap());
@@ -81,7 +87,7 @@ impl Fleet {
     }
 }
 
-pub async fn next_frame(ws: &mut Ws) -> Value {
+pub(crate) async fn next_frame(ws: &mut Ws) -> Value {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await

@@ -26,7 +26,7 @@ async fn three_sessions_used_out_of_order(store: &dyn Store, t: DateTime<Utc>) -
     [second, third, first]
 }
 
-pub async fn creating_beyond_the_cap_revokes_the_least_recently_used(store: Arc<dyn Store>) {
+pub(crate) async fn creating_beyond_the_cap_revokes_the_least_recently_used(store: Arc<dyn Store>) {
     let t = base();
     let [lru, third, first] = three_sessions_used_out_of_order(&*store, t).await;
     let fourth = session("u1", t + Duration::hours(1));
@@ -44,7 +44,7 @@ pub async fn creating_beyond_the_cap_revokes_the_least_recently_used(store: Arc<
     assert_eq!(list(&*store, "u2", StatusFilter::Active, fourth.created_at).await.len(), 1);
 }
 
-pub async fn an_eviction_is_audited_and_announced_as_the_session_limit(store: Arc<dyn Store>) {
+pub(crate) async fn an_eviction_is_audited_and_announced_as_the_session_limit(store: Arc<dyn Store>) {
     let t = base();
     let [lru, ..] = three_sessions_used_out_of_order(&*store, t).await;
     let fourth = session("u1", t + Duration::hours(1));
@@ -63,7 +63,7 @@ pub async fn an_eviction_is_audited_and_announced_as_the_session_limit(store: Ar
     assert_eq!(subjects_of(&*store, fourth.id).await, ["session.created"]);
 }
 
-pub async fn a_lower_cap_evicts_every_session_beyond_it_in_one_creation(store: Arc<dyn Store>) {
+pub(crate) async fn a_lower_cap_evicts_every_session_beyond_it_in_one_creation(store: Arc<dyn Store>) {
     let t = base();
     let older: Vec<_> = (0..4).map(|i| session("u1", t + Duration::seconds(i))).collect();
     for s in &older {
@@ -80,7 +80,7 @@ pub async fn a_lower_cap_evicts_every_session_beyond_it_in_one_creation(store: A
     assert_eq!(status_of(&*store, older[3].id).await, Some(SessionStatus::Active));
 }
 
-pub async fn concurrent_creations_for_one_user_leave_exactly_cap_active(store: Arc<dyn Store>) {
+pub(crate) async fn concurrent_creations_for_one_user_leave_exactly_cap_active(store: Arc<dyn Store>) {
     let t = base();
     let tasks: Vec<_> = (0..10)
         .map(|i| {

@@ -24,7 +24,7 @@ async fn extend(
     store.extend_session(s.id, expires_at, at, &audit).await.expect("extend")
 }
 
-pub async fn update_changes_only_the_given_fields_and_records_it(store: Arc<dyn Store>) {
+pub(crate) async fn update_changes_only_the_given_fields_and_records_it(store: Arc<dyn Store>) {
     let t = base();
     let s = session("u1", t);
     create(&*store, &s).await;
@@ -50,7 +50,7 @@ pub async fn update_changes_only_the_given_fields_and_records_it(store: Arc<dyn 
     assert_eq!(subjects, ["session.created", "session.updated", "session.updated"]);
 }
 
-pub async fn extend_moves_the_expiry_of_an_active_session(store: Arc<dyn Store>) {
+pub(crate) async fn extend_moves_the_expiry_of_an_active_session(store: Arc<dyn Store>) {
     let t = base();
     let s = session("u1", t);
     create(&*store, &s).await;
@@ -64,7 +64,7 @@ pub async fn extend_moves_the_expiry_of_an_active_session(store: Arc<dyn Store>)
     assert_eq!(subjects_of(&*store, s.id).await, ["session.created", "session.extended"]);
 }
 
-pub async fn extend_refuses_missing_revoked_and_expired_sessions(store: Arc<dyn Store>) {
+pub(crate) async fn extend_refuses_missing_revoked_and_expired_sessions(store: Arc<dyn Store>) {
     let t = base();
     let (revoked, overdue) = (session("u1", t), session("u1", t));
     create(&*store, &revoked).await;
@@ -83,7 +83,7 @@ pub async fn extend_refuses_missing_revoked_and_expired_sessions(store: Arc<dyn 
     assert_eq!(subjects_of(&*store, revoked.id).await, ["session.created", "session.revoked"]);
 }
 
-pub async fn delete_revokes_an_active_session_removes_the_row_and_keeps_its_audit(store: Arc<dyn Store>) {
+pub(crate) async fn delete_revokes_an_active_session_removes_the_row_and_keeps_its_audit(store: Arc<dyn Store>) {
     let t = base();
     let s = session("u1", t);
     create(&*store, &s).await;
@@ -100,7 +100,7 @@ pub async fn delete_revokes_an_active_session_removes_the_row_and_keeps_its_audi
     assert_eq!(again.unwrap(), None);
 }
 
-pub async fn delete_of_an_inactive_session_revokes_nothing_more(store: Arc<dyn Store>) {
+pub(crate) async fn delete_of_an_inactive_session_revokes_nothing_more(store: Arc<dyn Store>) {
     let t = base();
     let s = session("u1", t);
     create(&*store, &s).await;

@@ -11,17 +11,17 @@ use session_service::session::{Actor, AuditRecord, Device, OutboxEvent, SessionR
 use uuid::Uuid;
 
 /// A fixed "now" for one test; every other time is an offset from it.
-pub fn base() -> DateTime<Utc> {
+pub(crate) fn base() -> DateTime<Utc> {
     truncate(Utc::now())
 }
 
 /// 32 random bytes, standing in for a refresh-token hash.
-pub fn hash() -> Vec<u8> {
+pub(crate) fn hash() -> Vec<u8> {
     [Uuid::new_v4().into_bytes(), Uuid::new_v4().into_bytes()].concat()
 }
 
 /// An active session of `user` created (and last used) at `at`, with every optional field set.
-pub fn session(user: &str, at: DateTime<Utc>) -> SessionRecord {
+pub(crate) fn session(user: &str, at: DateTime<Utc>) -> SessionRecord {
     SessionRecord {
         id: Uuid::new_v4(),
         user_id: user.to_owned(),
@@ -53,20 +53,20 @@ pub fn session(user: &str, at: DateTime<Utc>) -> SessionRecord {
 }
 
 /// The audit record the service writes with a creation.
-pub fn created_audit(s: &SessionRecord) -> AuditRecord {
+pub(crate) fn created_audit(s: &SessionRecord) -> AuditRecord {
     AuditRecord::new(s.created_at, Actor::Service("auth".into()), "create", "ok")
         .session(s.id, &s.user_id)
         .ip(s.first_ip.as_deref())
 }
 
 /// Creates `s` with a cap that never evicts.
-pub async fn create(store: &dyn Store, s: &SessionRecord) {
+pub(crate) async fn create(store: &dyn Store, s: &SessionRecord) {
     let evicted = store.create_session(&Creation::new(s, 1000, created_audit(s))).await.expect("create");
     assert!(evicted.is_empty());
 }
 
 /// The rotation the service would apply to `s` (at its current generation) at `at`.
-pub fn rotation(s: &SessionRecord, at: DateTime<Utc>) -> Rotation {
+pub(crate) fn rotation(s: &SessionRecord, at: DateTime<Utc>) -> Rotation {
     let audit = AuditRecord::new(at, Actor::User(s.user_id.clone()), "refresh", "rotate")
         .session(s.id, &s.user_id)
         .ip(Some("198.51.100.9"));
@@ -85,7 +85,7 @@ pub fn rotation(s: &SessionRecord, at: DateTime<Utc>) -> Rotation {
 }
 
 /// A revocation by the user, at `at`.
-pub fn revocation(reason: &str, at: DateTime<Utc>) -> Revocation {
+pub(crate) fn revocation(reason: &str, at: DateTime<Utc>) -> Revocation {
     Revocation {
         reason: reason.to_owned(),
         actor: Actor::User("someone".into()),
@@ -97,7 +97,7 @@ pub fn revocation(reason: &str, at: DateTime<Utc>) -> Revocation {
 }
 
 /// The audit records of session `id`, oldest first.
-pub async fn audit_of(store: &dyn Store, id: Uuid) -> Vec<AuditRecord> {
+pub(crate) async fn audit_of(store: &dyn Store, id: Uuid) -> Vec<AuditRecord> {
     let query = AuditQuery { session_id: Some(id), user_id: None, limit: 1000, before: None };
     let mut records = store.list_audit(&query).await.expect("list audit");
     records.reverse();
@@ -105,46 +105,51 @@ pub async fn audit_of(store: &dyn Store, id: Uuid) -> Vec<AuditRecord> {
 }
 
 /// `action/outcome` of each audit record of session `id`, oldest first.
-pub async fn actions_of(store: &dyn Store, id: Uuid) -> Vec<String> {
+pub(crate) async fn actions_of(store: &dyn Store, id: Uuid) -> Vec<String> {
     audit_of(store, id).await.iter().map(|a| format!("{}/{}", a.action, a.outcome)).collect()
 }
 
 /// The pending outbox events about session `id`, in creation order.
-pub async fn events_of(store: &dyn Store, id: Uuid) -> Vec<OutboxEvent> {
+pub(crate) async fn events_of(store: &dyn Store, id: Uuid) -> Vec<OutboxEvent> {
     let events = store.pending_events(10_000).await.expect("pending events");
     events.into_iter().filter(|e| e.payload["subject"] == json!(id)).collect()
 }
 
 /// Subjects of the pending outbox events about session `id`, in creation order.
-pub async fn subjects_of(store: &dyn Store, id: Uuid) -> Vec<String> {
+pub(crate) async fn subjects_of(store: &dyn Store, id: Uuid) -> Vec<String> {
     events_of(store, id).await.into_iter().map(|e| e.subject).collect()
 }
 
 /// Ids in the order given.
-pub fn ids(sessions: &[SessionRecord]) -> Vec<Uuid> {
+pub(crate) fn ids(sessions: &[SessionRecord]) -> Vec<Uuid> {
     sessions.iter().map(|s| s.id).collect()
 }
 
 /// Ids sorted, for comparing sets of sessions whose order is not part of the contract.
-pub fn sorted_ids(sessions: &[SessionRecord]) -> Vec<Uuid> {
+pub(crate) fn sorted_ids(sessions: &[SessionRecord]) -> Vec<Uuid> {
     let mut ids = ids(sessions);
     ids.sort();
     ids
 }
 
 /// Revokes one session by the user at `at`; returns what the store revoked.
-pub async fn revoke(store: &dyn Store, id: Uuid, reason: &str, at: DateTime<Utc>) -> Vec<SessionRecord> {
+pub(crate) async fn revoke(store: &dyn Store, id: Uuid, reason: &str, at: DateTime<Utc>) -> Vec<SessionRecord> {
     let target = RevokeTarget::Session(id);
     store.revoke_sessions(&target, &revocation(reason, at)).await.expect("revoke")
 }
 
 /// The stored status of session `id`, `None` if there is no such row.
-pub async fn status_of(store: &dyn Store, id: Uuid) -> Option<SessionStatus> {
+pub(crate) async fn status_of(store: &dyn Store, id: Uuid) -> Option<SessionStatus> {
     store.get_session(id).await.expect("get").map(|s| s.status)
 }
 
 /// A first page (of up to 100) of a user's sessions with `filter` at `now`.
-pub async fn list(store: &dyn Store, user: &str, filter: StatusFilter, now: DateTime<Utc>) -> Vec<SessionRecord> {
+pub(crate) async fn list(
+    store: &dyn Store,
+    user: &str,
+    filter: StatusFilter,
+    now: DateTime<Utc>,
+) -> Vec<SessionRecord> {
     let query = ListQuery { filter, now, limit: 100, after: None };
     store.list_user_sessions(user, &query).await.expect("list")
 }

@@ -8,7 +8,7 @@ use session_service::session::{reasons, Actor, AuditRecord, SessionStatus};
 
 use crate::fixtures::*;
 
-pub async fn appended_audit_records_read_back_exactly(store: Arc<dyn Store>) {
+pub(crate) async fn appended_audit_records_read_back_exactly(store: Arc<dyn Store>) {
     let t = base();
     let s = session("u1", t);
     let full = AuditRecord::new(t, Actor::Service("auth".into()), "validate", "rejected")
@@ -24,7 +24,7 @@ pub async fn appended_audit_records_read_back_exactly(store: Arc<dyn Store>) {
     assert_eq!(store.list_audit(&everything).await.unwrap(), [bare, full]);
 }
 
-pub async fn audit_lists_a_sessions_records_newest_first_even_after_deletion(store: Arc<dyn Store>) {
+pub(crate) async fn audit_lists_a_sessions_records_newest_first_even_after_deletion(store: Arc<dyn Store>) {
     let t = base();
     let (a, b) = (session("u1", t), session("u1", t));
     create(&*store, &a).await;
@@ -40,7 +40,7 @@ pub async fn audit_lists_a_sessions_records_newest_first_even_after_deletion(sto
     assert!(records.iter().all(|r| r.session_id == Some(a.id)));
 }
 
-pub async fn audit_lists_a_users_records_in_pages_with_a_before_cursor(store: Arc<dyn Store>) {
+pub(crate) async fn audit_lists_a_users_records_in_pages_with_a_before_cursor(store: Arc<dyn Store>) {
     let t = base();
     let (a, b) = (session("u1", t), session("u1", t));
     for s in [&a, &b, &session("u2", t)] {
@@ -62,7 +62,7 @@ pub async fn audit_lists_a_users_records_in_pages_with_a_before_cursor(store: Ar
     assert_eq!(store.list_audit(&both).await.unwrap().len(), 2);
 }
 
-pub async fn pending_events_come_in_creation_order_until_marked_sent(store: Arc<dyn Store>) {
+pub(crate) async fn pending_events_come_in_creation_order_until_marked_sent(store: Arc<dyn Store>) {
     let t = base();
     let seconds = Duration::seconds;
     // Created first, but with the later timestamp.
@@ -86,7 +86,7 @@ pub async fn pending_events_come_in_creation_order_until_marked_sent(store: Arc<
     assert!(store.pending_events(10).await.unwrap().is_empty());
 }
 
-pub async fn count_by_status_counts_each_stored_status(store: Arc<dyn Store>) {
+pub(crate) async fn count_by_status_counts_each_stored_status(store: Arc<dyn Store>) {
     assert!(store.count_by_status().await.unwrap().is_empty());
     let t = base();
     let sessions: Vec<_> = (0..6).map(|_| session("u1", t)).collect();

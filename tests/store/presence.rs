@@ -27,7 +27,7 @@ async fn whole_trail(store: &dyn Store) -> (Vec<AuditRecord>, Vec<OutboxEvent>) 
     (audit, store.pending_events(100_000).await.expect("pending events"))
 }
 
-pub async fn last_seen_is_recorded_to_the_microsecond_and_never_moves_back(store: Arc<dyn Store>) {
+pub(crate) async fn last_seen_is_recorded_to_the_microsecond_and_never_moves_back(store: Arc<dyn Store>) {
     let t = base();
     let us = Duration::microseconds;
     let s = session("u1", t);
@@ -49,7 +49,7 @@ pub async fn last_seen_is_recorded_to_the_microsecond_and_never_moves_back(store
     assert_eq!(last_seen(&*store, s.id).await, Some(first + us(1)));
 }
 
-pub async fn unknown_ids_are_ignored_and_the_count_says_how_many_rows_changed(store: Arc<dyn Store>) {
+pub(crate) async fn unknown_ids_are_ignored_and_the_count_says_how_many_rows_changed(store: Arc<dyn Store>) {
     let t = base();
     let (a, b) = (session("u1", t), session("u1", t));
     let mut ahead = session("u2", t);
@@ -69,14 +69,14 @@ pub async fn unknown_ids_are_ignored_and_the_count_says_how_many_rows_changed(st
     assert_eq!(store.touch_last_seen(&strangers).await.unwrap(), 0);
 }
 
-pub async fn an_empty_flush_returns_zero_and_changes_nothing(store: Arc<dyn Store>) {
+pub(crate) async fn an_empty_flush_returns_zero_and_changes_nothing(store: Arc<dyn Store>) {
     let s = session("u1", base());
     create(&*store, &s).await;
     assert_eq!(store.touch_last_seen(&[]).await.unwrap(), 0);
     assert_eq!(store.get_session(s.id).await.unwrap(), Some(s));
 }
 
-pub async fn an_id_given_twice_in_one_flush_keeps_its_latest_time(store: Arc<dyn Store>) {
+pub(crate) async fn an_id_given_twice_in_one_flush_keeps_its_latest_time(store: Arc<dyn Store>) {
     let t = base();
     let s = session("u1", t);
     create(&*store, &s).await;
@@ -88,7 +88,7 @@ pub async fn an_id_given_twice_in_one_flush_keeps_its_latest_time(store: Arc<dyn
     assert_eq!(last_seen(&*store, s.id).await, Some(later));
 }
 
-pub async fn a_flush_of_2500_sessions_lands_every_entry(store: Arc<dyn Store>) {
+pub(crate) async fn a_flush_of_2500_sessions_lands_every_entry(store: Arc<dyn Store>) {
     const USERS: usize = 50;
     const PER_USER: usize = 50;
     let t = base();
@@ -117,7 +117,7 @@ pub async fn a_flush_of_2500_sessions_lands_every_entry(store: Arc<dyn Store>) {
     assert_eq!(store.touch_last_seen(&flush).await.unwrap(), 0);
 }
 
-pub async fn a_flush_changes_nothing_but_last_seen_and_leaves_no_trail(store: Arc<dyn Store>) {
+pub(crate) async fn a_flush_changes_nothing_but_last_seen_and_leaves_no_trail(store: Arc<dyn Store>) {
     let t = base();
     let plain = session("u1", t);
     let rotated = session("u1", t);

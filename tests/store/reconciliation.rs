@@ -29,7 +29,9 @@ fn expected(pairs: &[(Uuid, &str)]) -> Vec<(Uuid, String)> {
     pairs
 }
 
-pub async fn inactive_among_reports_revoked_expired_and_missing_sessions_but_not_active_ones(store: Arc<dyn Store>) {
+pub(crate) async fn inactive_among_reports_revoked_expired_and_missing_sessions_but_not_active_ones(
+    store: Arc<dyn Store>,
+) {
     let t = base();
     let now = t + Duration::hours(1);
     let active = session("u1", t);
@@ -89,7 +91,7 @@ pub async fn inactive_among_reports_revoked_expired_and_missing_sessions_but_not
     assert_eq!(earlier, expected(&[(swept.id, reasons::EXPIRED)]));
 }
 
-pub async fn inactive_among_an_empty_list_or_only_active_sessions_reports_nothing(store: Arc<dyn Store>) {
+pub(crate) async fn inactive_among_an_empty_list_or_only_active_sessions_reports_nothing(store: Arc<dyn Store>) {
     let t = base();
     let (a, b) = (session("u1", t), session("u2", t));
     create(&*store, &a).await;
@@ -101,7 +103,7 @@ pub async fn inactive_among_an_empty_list_or_only_active_sessions_reports_nothin
     assert_eq!(inactive(&*store, &[a.id, b.id], later).await, expected(&[(a.id, "expired"), (b.id, "expired")]));
 }
 
-pub async fn inactive_among_reports_an_id_given_twice_once(store: Arc<dyn Store>) {
+pub(crate) async fn inactive_among_reports_an_id_given_twice_once(store: Arc<dyn Store>) {
     let t = base();
     let s = session("u1", t);
     create(&*store, &s).await;
@@ -114,7 +116,7 @@ pub async fn inactive_among_reports_an_id_given_twice_once(store: Arc<dyn Store>
 /// 1,200 ids, so SQLite looks them up in three chunks; the real sessions sit at the edges of
 /// those chunks (in id order, the order they are chunked in), and the ids are asked about in
 /// another order.
-pub async fn inactive_among_1200_ids_answers_for_every_one_across_chunks(store: Arc<dyn Store>) {
+pub(crate) async fn inactive_among_1200_ids_answers_for_every_one_across_chunks(store: Arc<dyn Store>) {
     const ASKED: usize = 1_200;
     let t = base();
     let now = t + Duration::hours(1);

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::fixtures::*;
 
-pub async fn revoking_a_session_twice_revokes_it_once(store: Arc<dyn Store>) {
+pub(crate) async fn revoking_a_session_twice_revokes_it_once(store: Arc<dyn Store>) {
     let t = base();
     let s = session("u1", t);
     create(&*store, &s).await;
@@ -28,7 +28,7 @@ pub async fn revoking_a_session_twice_revokes_it_once(store: Arc<dyn Store>) {
     assert_eq!(subjects_of(&*store, s.id).await, ["session.created", "session.revoked"]);
 }
 
-pub async fn a_revocation_is_audited_with_its_actor_reason_and_ip(store: Arc<dyn Store>) {
+pub(crate) async fn a_revocation_is_audited_with_its_actor_reason_and_ip(store: Arc<dyn Store>) {
     let t = base();
     let s = session("u1", t);
     create(&*store, &s).await;
@@ -46,7 +46,9 @@ pub async fn a_revocation_is_audited_with_its_actor_reason_and_ip(store: Arc<dyn
     assert_eq!(events[1].payload["data"]["reason"], reasons::LOGOUT);
 }
 
-pub async fn a_revocation_s_cause_is_written_first_and_even_when_nothing_was_left_to_revoke(store: Arc<dyn Store>) {
+pub(crate) async fn a_revocation_s_cause_is_written_first_and_even_when_nothing_was_left_to_revoke(
+    store: Arc<dyn Store>,
+) {
     let t = base();
     let s = session("u1", t);
     create(&*store, &s).await;
@@ -67,7 +69,7 @@ pub async fn a_revocation_s_cause_is_written_first_and_even_when_nothing_was_lef
     assert_eq!((audit[3].action.as_str(), audit[3].at), ("refresh", again));
 }
 
-pub async fn revoking_a_user_revokes_their_active_sessions_but_the_spared_one(store: Arc<dyn Store>) {
+pub(crate) async fn revoking_a_user_revokes_their_active_sessions_but_the_spared_one(store: Arc<dyn Store>) {
     let t = base();
     let (a, b, spared) = (session("u1", t), session("u1", t), session("u1", t));
     let mut overdue = session("u1", t);
@@ -92,7 +94,7 @@ pub async fn revoking_a_user_revokes_their_active_sessions_but_the_spared_one(st
     }
 }
 
-pub async fn revoking_a_user_twice_revokes_each_session_once(store: Arc<dyn Store>) {
+pub(crate) async fn revoking_a_user_twice_revokes_each_session_once(store: Arc<dyn Store>) {
     let t = base();
     let (a, b) = (session("u1", t), session("u1", t));
     create(&*store, &a).await;
@@ -108,7 +110,7 @@ pub async fn revoking_a_user_twice_revokes_each_session_once(store: Arc<dyn Stor
     }
 }
 
-pub async fn a_suspicious_revocation_also_emits_a_suspicious_event(store: Arc<dyn Store>) {
+pub(crate) async fn a_suspicious_revocation_also_emits_a_suspicious_event(store: Arc<dyn Store>) {
     let t = base();
     let s = session("u1", t);
     create(&*store, &s).await;
@@ -124,7 +126,7 @@ pub async fn a_suspicious_revocation_also_emits_a_suspicious_event(store: Arc<dy
     assert_eq!(actions_of(&*store, s.id).await, ["create/ok", "revoke/ok"]);
 }
 
-pub async fn the_sweep_expires_only_overdue_active_sessions_earliest_first(store: Arc<dyn Store>) {
+pub(crate) async fn the_sweep_expires_only_overdue_active_sessions_earliest_first(store: Arc<dyn Store>) {
     let t = base();
     let now = t + Duration::hours(1);
     // Due: three past their expiry, one exactly at it.
@@ -148,7 +150,7 @@ pub async fn the_sweep_expires_only_overdue_active_sessions_earliest_first(store
     assert_eq!(status_of(&*store, revoked.id).await, Some(SessionStatus::Revoked));
 }
 
-pub async fn an_expiry_is_audited_and_announced(store: Arc<dyn Store>) {
+pub(crate) async fn an_expiry_is_audited_and_announced(store: Arc<dyn Store>) {
     let t = base();
     let s = expiring("u1", t, t + Duration::minutes(1));
     create(&*store, &s).await;

@@ -8,7 +8,7 @@ use session_service::session::store::{RevokeTarget, Store};
 
 use crate::fixtures::*;
 
-pub async fn rotation_advances_the_generation_and_keeps_the_previous_hash(store: Arc<dyn Store>) {
+pub(crate) async fn rotation_advances_the_generation_and_keeps_the_previous_hash(store: Arc<dyn Store>) {
     let t = base();
     let s = session("u1", t);
     create(&*store, &s).await;
@@ -38,7 +38,7 @@ pub async fn rotation_advances_the_generation_and_keeps_the_previous_hash(store:
     assert_eq!(store.rotate_refresh(&next).await.unwrap().expect("CAS").refresh_generation, 2);
 }
 
-pub async fn rotation_keeps_the_last_ip_and_user_agent_when_none_are_given(store: Arc<dyn Store>) {
+pub(crate) async fn rotation_keeps_the_last_ip_and_user_agent_when_none_are_given(store: Arc<dyn Store>) {
     let t = base();
     let s = session("u1", t);
     create(&*store, &s).await;
@@ -48,7 +48,7 @@ pub async fn rotation_keeps_the_last_ip_and_user_agent_when_none_are_given(store
     assert_eq!((rotated.last_ip, rotated.user_agent), (s.last_ip, s.user_agent));
 }
 
-pub async fn rotation_with_a_stale_generation_changes_nothing(store: Arc<dyn Store>) {
+pub(crate) async fn rotation_with_a_stale_generation_changes_nothing(store: Arc<dyn Store>) {
     let t = base();
     let s = session("u1", t);
     create(&*store, &s).await;
@@ -63,7 +63,7 @@ pub async fn rotation_with_a_stale_generation_changes_nothing(store: Arc<dyn Sto
     assert_eq!(subjects_of(&*store, s.id).await, ["session.created", "session.refreshed"]);
 }
 
-pub async fn rotation_of_a_revoked_or_expired_session_changes_nothing(store: Arc<dyn Store>) {
+pub(crate) async fn rotation_of_a_revoked_or_expired_session_changes_nothing(store: Arc<dyn Store>) {
     let t = base();
     let revoked = session("u1", t);
     let expiring = session("u1", t);
@@ -80,7 +80,7 @@ pub async fn rotation_of_a_revoked_or_expired_session_changes_nothing(store: Arc
     assert_eq!(subjects_of(&*store, expiring.id).await, ["session.created"]);
 }
 
-pub async fn concurrent_rotations_of_one_generation_let_exactly_one_through(store: Arc<dyn Store>) {
+pub(crate) async fn concurrent_rotations_of_one_generation_let_exactly_one_through(store: Arc<dyn Store>) {
     let t = base();
     let s = session("u1", t);
     create(&*store, &s).await;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::fixtures::*;
 
-pub async fn a_created_session_reads_back_with_every_field_equal(store: Arc<dyn Store>) {
+pub(crate) async fn a_created_session_reads_back_with_every_field_equal(store: Arc<dyn Store>) {
     let t = base();
     let full = session("u1", t);
     let audit = created_audit(&full);
@@ -21,7 +21,7 @@ pub async fn a_created_session_reads_back_with_every_field_equal(store: Arc<dyn 
     assert_eq!(store.get_session(Uuid::new_v4()).await.unwrap(), None);
 }
 
-pub async fn empty_and_later_set_fields_read_back_equal_too(store: Arc<dyn Store>) {
+pub(crate) async fn empty_and_later_set_fields_read_back_equal_too(store: Arc<dyn Store>) {
     let t = base();
     let mut sparse = session("u1", t);
     sparse.device.name = None;
@@ -39,7 +39,7 @@ pub async fn empty_and_later_set_fields_read_back_equal_too(store: Arc<dyn Store
     assert_eq!(store.get_session(sparse.id).await.unwrap(), Some(sparse));
 }
 
-pub async fn creating_a_session_id_twice_is_a_conflict(store: Arc<dyn Store>) {
+pub(crate) async fn creating_a_session_id_twice_is_a_conflict(store: Arc<dyn Store>) {
     let s = session("u1", base());
     create(&*store, &s).await;
     let again = store.create_session(&Creation::new(&s, 10, created_audit(&s))).await;
@@ -48,7 +48,7 @@ pub async fn creating_a_session_id_twice_is_a_conflict(store: Arc<dyn Store>) {
     assert_eq!(subjects_of(&*store, s.id).await, ["session.created"]);
 }
 
-pub async fn listing_returns_active_or_all_sessions_newest_first(store: Arc<dyn Store>) {
+pub(crate) async fn listing_returns_active_or_all_sessions_newest_first(store: Arc<dyn Store>) {
     let t = base();
     let oldest = session("u1", t);
     let mut overdue = session("u1", t + Duration::seconds(1));
@@ -71,7 +71,7 @@ pub async fn listing_returns_active_or_all_sessions_newest_first(store: Arc<dyn 
     assert!(list(&*store, "nobody", StatusFilter::All, now).await.is_empty());
 }
 
-pub async fn listing_pages_through_sessions_with_a_keyset_cursor(store: Arc<dyn Store>) {
+pub(crate) async fn listing_pages_through_sessions_with_a_keyset_cursor(store: Arc<dyn Store>) {
     let t = base();
     // Three share a creation time, so the id must break the tie consistently.
     let offsets = [0, 1, 1, 1, 2, 3, 4];

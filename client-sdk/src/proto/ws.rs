@@ -144,11 +144,11 @@ mod uuid_as_string {
     use serde::{Deserialize, Deserializer, Serializer};
     use uuid::Uuid;
 
-    pub fn serialize<S: Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&id.hyphenated())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
         let text = String::deserialize(d)?;
         Uuid::try_parse(&text).map_err(serde::de::Error::custom)
     }
@@ -229,7 +229,7 @@ mod tests {
             r#"{"type":"ping","ts":"soon"}"#,
             r#"{"ts":1}"#,
             r#"{"type":"ping","ts":1,"extra":true}"#,
-            r#"[1,2]"#,
+            r"[1,2]",
         ] {
             assert!(serde_json::from_str::<ClientFrame>(bad).is_err(), "{bad}");
         }

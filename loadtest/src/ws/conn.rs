@@ -33,7 +33,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(super) struct Target {
     /// The server's socket address (loopback).
     pub addr: SocketAddr,
     /// `ws://host:port/ws`.
@@ -44,7 +44,7 @@ pub struct Target {
 
 impl Target {
     /// Resolves `base` (already checked to be a loopback http:// URL) to the `/ws` endpoint.
-    pub async fn resolve(base: &str, encoding: Encoding, timeout: Duration) -> anyhow::Result<Self> {
+    pub(super) async fn resolve(base: &str, encoding: Encoding, timeout: Duration) -> anyhow::Result<Self> {
         let url = reqwest::Url::parse(base)?;
         let host = url.host_str().context("--base-url has no host")?.to_owned();
         let port = url.port_or_known_default().context("--base-url has no port")?;
@@ -67,7 +67,7 @@ impl Target {
 
 /// Why a connection could not be opened, or stopped early.
 #[derive(Debug)]
-pub enum Failure {
+pub(super) enum Failure {
     /// TCP connect (or bind) failed.
     Connect(std::io::ErrorKind),
     /// The HTTP upgrade failed (status, or a handshake error such as a missing subprotocol).
@@ -82,7 +82,7 @@ pub enum Failure {
 
 impl Failure {
     /// The bucket this failure is counted in.
-    pub fn key(&self) -> String {
+    pub(super) fn key(&self) -> String {
         match self {
             Self::Connect(kind) => format!("connect: {kind}"),
             Self::Upgrade(e) => format!("upgrade: {e}"),
@@ -98,7 +98,7 @@ impl Failure {
 
 /// How a held connection ended.
 #[derive(Debug)]
-pub enum Ended {
+pub(super) enum Ended {
     /// We closed it when told to stop.
     Stopped,
     /// The server sent `revoked`, then closed as `close` says (code 4101 when all went well).
@@ -109,7 +109,7 @@ pub enum Ended {
 
 impl Ended {
     /// The key a connection that ended this way is counted under as lost; `None` when stopped.
-    pub fn lost_key(&self) -> Option<String> {
+    pub(super) fn lost_key(&self) -> Option<String> {
         match self {
             Self::Stopped => None,
             Self::Revoked { close } => Some(close.key()),
@@ -120,7 +120,7 @@ impl Ended {
 
 /// What `welcome` said, and how long it took to get it.
 #[derive(Debug, Clone)]
-pub struct Welcome {
+pub(super) struct Welcome {
     /// The connection's session (hyphenated UUID).
     pub session_id: String,
     /// The server's announced ping interval.
@@ -133,7 +133,7 @@ pub struct Welcome {
 
 /// When a held connection pings.
 #[derive(Debug, Clone, Copy)]
-pub struct Pings {
+pub(super) struct Pings {
     /// The first ping.
     pub first: Duration,
     /// Then one every so often.
@@ -143,7 +143,7 @@ pub struct Pings {
 impl Pings {
     /// A ping every `every`, the first at a random point of the first interval: spread over many
     /// connections, the server sees a steady trickle rather than one burst per interval.
-    pub fn spread(every: Duration) -> Self {
+    pub(super) fn spread(every: Duration) -> Self {
         Self { first: every.mul_f64(rand::thread_rng().gen_range(0.0..1.0)), every }
     }
 }
@@ -156,7 +156,7 @@ enum Event {
 }
 
 /// An authenticated connection.
-pub struct Live {
+pub(super) struct Live {
     ws: WebSocketStream<TcpStream>,
     encoding: codec::Encoding,
     refresh: Option<String>,
@@ -174,7 +174,7 @@ fn ws_config() -> WebSocketConfig {
 
 /// Connects from `source` (or a kernel-chosen address), upgrades, authenticates and waits for
 /// `welcome`, all within the target's timeout.
-pub async fn open(target: &Target, source: Option<IpAddr>, tokens: Tokens) -> Result<(Live, Welcome), Failure> {
+pub(super) async fn open(target: &Target, source: Option<IpAddr>, tokens: Tokens) -> Result<(Live, Welcome), Failure> {
     match tokio::time::timeout(target.timeout, open_unbounded(target, source, tokens)).await {
         Ok(result) => result,
         Err(_) => Err(Failure::Timeout),
@@ -305,7 +305,7 @@ impl Live {
     /// Keeps the connection alive with `pings`, answering `token_expiring` with a `refresh`, until
     /// `stop` (then closes with 1000) or the server ends it. When a `revoked` frame arrives, its
     /// arrival time goes to `on_revoked` at once, before the close is awaited.
-    pub async fn hold(
+    pub(super) async fn hold(
         mut self,
         pings: Pings,
         stop: &CancellationToken,
@@ -379,7 +379,7 @@ impl Live {
     }
 
     /// Our side of the close handshake, bounded by [`CLOSE_WAIT`].
-    pub async fn close(&mut self) {
+    pub(super) async fn close(&mut self) {
         let frame = CloseFrame { code: CloseCode::Normal, reason: "load test over".into() };
         let _ = tokio::time::timeout(CLOSE_WAIT, async {
             if self.ws.close(Some(frame)).await.is_ok() {

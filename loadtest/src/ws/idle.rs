@@ -14,7 +14,7 @@ use super::{base_url, close_all, stop_on_signal, ConnectArgs, Dialer};
 
 /// Options of `ws-idle`.
 #[derive(Debug, clap::Args)]
-pub struct IdleArgs {
+pub(crate) struct IdleArgs {
     /// Base URL of the server; its host must be a loopback address or `localhost`.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub base_url: String,
@@ -34,7 +34,7 @@ pub struct IdleArgs {
 }
 
 /// `ws-idle`: opens, holds, closes; fails when a connection could not be opened or was lost.
-pub async fn idle(args: IdleArgs) -> anyhow::Result<()> {
+pub(crate) async fn idle(args: IdleArgs) -> anyhow::Result<()> {
     let base = base_url(&args.base_url)?;
     let dialer = Dialer::new(std::slice::from_ref(&base), &args.conn).await?;
     let sessions = args.conn.sessions(&base, args.service_key.as_deref()).await?;

@@ -50,19 +50,19 @@ use conn::{Live, Target, Welcome};
 use sessions::Tokens;
 use tally::Tally;
 
-pub use idle::{idle, IdleArgs};
-pub use paced::{paced, PacedArgs};
-pub use revoke::{revoke, RevokeArgs};
+pub(crate) use idle::{idle, IdleArgs};
+pub(crate) use paced::{paced, PacedArgs};
+pub(crate) use revoke::{revoke, RevokeArgs};
 
 /// The most connections one process opens: the machine allows 20,000 open files per process,
 /// and the process needs a few for itself (runtime, HTTP pool, stdio).
-pub const MAX_CONNECTIONS: u32 = 19_900;
+pub(crate) const MAX_CONNECTIONS: u32 = 19_900;
 /// How long the final close handshakes may take, all together.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Options of `ws-tokens`.
 #[derive(Debug, clap::Args)]
-pub struct TokensArgs {
+pub(crate) struct TokensArgs {
     /// Base URL of the server; its host must be a loopback address or `localhost`.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub base_url: String,
@@ -82,7 +82,7 @@ pub struct TokensArgs {
 
 /// Where WebSockets come from and what they speak (`ws-idle`, `ws-revoke`, `paced --scenario ws-auth`).
 #[derive(Debug, clap::Args)]
-pub struct SocketArgs {
+pub(crate) struct SocketArgs {
     /// Loopback addresses to bind the client sockets to, round-robin (e.g. 127.0.0.2,127.0.0.3):
     /// each address has its own ~28,000 ephemeral ports. Default: let the kernel choose.
     #[arg(long, value_delimiter = ',')]
@@ -94,7 +94,7 @@ pub struct SocketArgs {
 
 /// How the connections of `ws-idle` and `ws-revoke` are opened and kept alive.
 #[derive(Debug, clap::Args)]
-pub struct ConnectArgs {
+pub(crate) struct ConnectArgs {
     /// Use the sessions of this file (written by `ws-tokens`) instead of creating new ones.
     #[arg(long)]
     pub tokens_file: Option<PathBuf>,
@@ -120,7 +120,7 @@ pub struct ConnectArgs {
 
 impl ConnectArgs {
     /// How many connections to open.
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.connections as usize
     }
 
@@ -141,7 +141,7 @@ impl ConnectArgs {
 
 /// How frames are encoded on the wire (the command-line choice; the SDK's codec does the work).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Encoding {
+pub(crate) enum Encoding {
     /// `session.v1.msgpack`: binary frames.
     Msgpack,
     /// `session.v1.json`: text frames.
@@ -150,7 +150,7 @@ pub enum Encoding {
 
 impl Encoding {
     /// The SDK codec's encoding of this choice.
-    pub fn codec(self) -> codec::Encoding {
+    pub(crate) fn codec(self) -> codec::Encoding {
         match self {
             Self::Msgpack => codec::Encoding::Msgpack,
             Self::Json => codec::Encoding::Json,
@@ -159,7 +159,7 @@ impl Encoding {
 }
 
 /// `ws-tokens`: creates the sessions and writes the file.
-pub async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
+pub(crate) async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
     let base = base_url(&args.base_url)?;
     let created =
         sessions::create(&base, &args.service_key, args.count as usize, args.create_concurrency as usize).await?;
@@ -297,7 +297,7 @@ fn open_files_limit() -> Option<u64> {
 
 /// Cancels `stop` on Ctrl-C (SIGINT) or SIGTERM, so a supervising script ends the run early
 /// and the connections still close cleanly.
-pub async fn stop_on_signal(stop: CancellationToken) {
+pub(crate) async fn stop_on_signal(stop: CancellationToken) {
     #[cfg(unix)]
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

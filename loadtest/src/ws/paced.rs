@@ -38,7 +38,7 @@ use crate::stats::{error_kind, round3, Latency};
 
 /// Options of `paced`.
 #[derive(Debug, clap::Args)]
-pub struct PacedArgs {
+pub(crate) struct PacedArgs {
     /// Base URLs of the nodes, comma-separated; each host must be a loopback address or
     /// `localhost`. Request `k` goes to node `k % nodes`; sessions are created through the first.
     #[arg(long, value_delimiter = ',', required = true, num_args = 1..=64)]
@@ -87,7 +87,7 @@ impl PacedArgs {
 
 /// The request a `paced` run repeats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PacedScenario {
+pub(crate) enum PacedScenario {
     /// `POST /session/validate` with a refresh token (served from the session cache).
     Validate,
     /// A new WebSocket authenticated with an access token, closed after `welcome`.
@@ -105,25 +105,25 @@ impl PacedScenario {
 
 /// The fixed schedule: request `k` is due `k / rate` seconds after `start`.
 #[derive(Debug, Clone, Copy)]
-pub struct Grid {
+pub(super) struct Grid {
     start: Instant,
     rate: u64,
 }
 
 impl Grid {
     /// `rate` requests a second (at least 1) from `start`.
-    pub fn new(start: Instant, rate: u32) -> Self {
+    pub(super) fn new(start: Instant, rate: u32) -> Self {
         Self { start, rate: u64::from(rate.max(1)) }
     }
 
     /// When request `k` is due. Computed from `k` each time, so rounding never accumulates.
-    pub fn due(&self, k: u64) -> Instant {
+    pub(super) fn due(&self, k: u64) -> Instant {
         let nanos = u128::from(k) * 1_000_000_000 / u128::from(self.rate);
         self.start + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
 
     /// How many requests fall due before `after` seconds from the start.
-    pub fn count_within(&self, after: Duration) -> u64 {
+    pub(super) fn count_within(&self, after: Duration) -> u64 {
         let n = after.as_nanos() * u128::from(self.rate);
         u64::try_from(n.div_ceil(1_000_000_000)).unwrap_or(u64::MAX)
     }
@@ -179,7 +179,7 @@ impl Totals {
 }
 
 /// `paced`: prepares the sessions and the targets, runs the schedule, drains, reports.
-pub async fn paced(args: PacedArgs) -> anyhow::Result<()> {
+pub(crate) async fn paced(args: PacedArgs) -> anyhow::Result<()> {
     let nodes = args.base_urls.iter().map(|u| base_url(u)).collect::<anyhow::Result<Vec<_>>>()?;
     let max_in_flight = args.max_in_flight as usize;
     let targets = match args.scenario {
@@ -453,7 +453,7 @@ mod tests {
         assert_eq!(grid.due(0), start);
         assert_eq!(grid.due(1) - start, Duration::from_micros(100));
         assert_eq!(grid.due(10_000) - start, Duration::from_secs(1));
-        assert_eq!(grid.due(123_457) - start, Duration::from_nanos(12_345_700_000));
+        assert_eq!(grid.due(123_457) - start, Duration::from_micros(12345700));
         // 3/s does not divide a second: rounding stays per request and never accumulates.
         let thirds = Grid::new(start, 3);
         assert_eq!(thirds.due(1) - start, Duration::from_nanos(333_333_333));
@@ -467,7 +467,7 @@ mod tests {
         assert_eq!(grid.count_within(Duration::ZERO), 0);
         // Every counted request is due strictly inside the window, the next one is not.
         let g3 = Grid::new(Instant::now(), 3);
-        let n = g3.count_within(Duration::from_millis(1000));
+        let n = g3.count_within(Duration::from_secs(1));
         assert_eq!(n, 3);
         assert!(g3.due(n - 1) - g3.start < Duration::from_secs(1));
         assert!(g3.due(n) - g3.start >= Duration::from_secs(1));

@@ -9,7 +9,7 @@ use rand::Rng;
 /// The node that revokes sample number `nth` of a connection held by node `holder`, out of
 /// `nodes`: never the holder when there are two nodes or more, and cycling through all the others
 /// so that every ordered pair of nodes is exercised. With one node, that node.
-pub fn revoking_node(holder: usize, nodes: usize, nth: usize) -> usize {
+pub(super) fn revoking_node(holder: usize, nodes: usize, nth: usize) -> usize {
     match nodes {
         0 | 1 => 0,
         k => (holder + 1 + nth % (k - 1)) % k,
@@ -18,7 +18,7 @@ pub fn revoking_node(holder: usize, nodes: usize, nth: usize) -> usize {
 
 /// `m` distinct entries of `candidates` in random order (all of them, shuffled, when there are
 /// no more than `m`).
-pub fn pick<R: Rng>(candidates: &[usize], m: usize, rng: &mut R) -> Vec<usize> {
+pub(super) fn pick<R: Rng>(candidates: &[usize], m: usize, rng: &mut R) -> Vec<usize> {
     rand::seq::index::sample(rng, candidates.len(), m.min(candidates.len()))
         .into_iter()
         .map(|k| candidates[k])
@@ -30,31 +30,31 @@ pub fn pick<R: Rng>(candidates: &[usize], m: usize, rng: &mut R) -> Vec<usize> {
 /// late (every in-flight slot was taken), the grid restarts from then instead of catching up in
 /// a burst.
 #[derive(Debug, Clone)]
-pub struct Pacer {
+pub(super) struct Pacer {
     period: Duration,
     next: Instant,
 }
 
 impl Pacer {
     /// `rate` revokes per second (at least 1), the first at `start`.
-    pub fn new(start: Instant, rate: u32) -> Self {
+    pub(super) fn new(start: Instant, rate: u32) -> Self {
         Self { period: Duration::from_secs(1) / rate.max(1), next: start }
     }
 
     /// When the next revoke is due.
-    pub fn due(&self) -> Instant {
+    pub(super) fn due(&self) -> Instant {
         self.next
     }
 
     /// A revoke went out at `at`.
-    pub fn fired(&mut self, at: Instant) {
+    pub(super) fn fired(&mut self, at: Instant) {
         self.next = (self.next + self.period).max(at);
     }
 }
 
 /// The session id in a refresh token `rt1.<session id>.<generation>.<secret>`; `None` for
 /// anything else.
-pub fn session_of_refresh_token(token: &str) -> Option<&str> {
+pub(super) fn session_of_refresh_token(token: &str) -> Option<&str> {
     let mut parts = token.split('.');
     let (prefix, session, generation, secret) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let well_formed = prefix == "rt1"
@@ -67,7 +67,7 @@ pub fn session_of_refresh_token(token: &str) -> Option<&str> {
 
 /// The first session id that appears twice among `refresh_tokens` (a second connection of the
 /// same session would replace the first, which the server closes with 4103).
-pub fn repeated_session<'a>(refresh_tokens: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(super) fn repeated_session<'a>(refresh_tokens: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let mut seen = HashSet::new();
     refresh_tokens.into_iter().filter_map(session_of_refresh_token).find(|s| !seen.insert(*s))
 }

@@ -14,11 +14,11 @@ use super::conn::{Ended, Failure};
 use crate::stats::Latency;
 
 /// The close code that must follow a `revoked` frame.
-pub const REVOKED_CLOSE: u16 = 4101;
+pub(super) const REVOKED_CLOSE: u16 = 4101;
 
 /// Why a sample's `revoked` never arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Miss {
+pub(super) enum Miss {
     /// Nothing within the revoke timeout.
     Timeout,
     /// The connection had already ended when the revoke was sent, or ended without `revoked`.
@@ -27,7 +27,7 @@ pub enum Miss {
 
 /// One revoke and what came of it.
 #[derive(Debug)]
-pub struct Sample {
+pub(super) struct Sample {
     /// The revoke request's own latency, or why it failed.
     pub http: Result<Duration, String>,
     /// From just before sending the revoke to the arrival of `revoked`, or why it did not arrive.
@@ -36,7 +36,7 @@ pub struct Sample {
 
 /// Everything `ws-revoke` measured.
 #[derive(Default)]
-pub struct Results {
+pub(super) struct Results {
     /// From starting the TCP connect to `welcome`.
     pub connect_to_welcome: Latency,
     /// From sending `auth` to `welcome`.
@@ -58,7 +58,7 @@ pub struct Results {
 
 impl Results {
     /// Adds one sample.
-    pub fn record(&mut self, sample: Sample) {
+    pub(super) fn record(&mut self, sample: Sample) {
         match sample.http {
             Ok(d) => self.http.record(d),
             Err(kind) => *self.http_errors.entry(kind).or_default() += 1,
@@ -71,14 +71,18 @@ impl Results {
     }
 
     /// Samples sent whose `revoked` did not arrive (including any whose task never reported).
-    pub fn missed(&self) -> u64 {
+    pub(super) fn missed(&self) -> u64 {
         (self.sent as u64).saturating_sub(self.delivered.count())
     }
 
     /// Sorts the connections that ended with `revoked` (connection index, how it ended): a
     /// sampled connection must then be closed with 4101, and no other connection may be revoked.
     /// Adds the rest to [`Self::misrevoked`].
-    pub fn classify_revoked<'a>(&mut self, ended: impl IntoIterator<Item = (usize, &'a Ended)>, sampled: &[bool]) {
+    pub(super) fn classify_revoked<'a>(
+        &mut self,
+        ended: impl IntoIterator<Item = (usize, &'a Ended)>,
+        sampled: &[bool],
+    ) {
         for (i, ended) in ended {
             let Ended::Revoked { close } = ended else { continue };
             let key = match (sampled.get(i).copied().unwrap_or(false), close) {
@@ -91,12 +95,12 @@ impl Results {
     }
 
     /// Connections that ended before the stop without being asked to.
-    pub fn unexpected(&self) -> u64 {
+    pub(super) fn unexpected(&self) -> u64 {
         self.lost.values().chain(self.misrevoked.values()).sum()
     }
 
     /// The report's lines, after the connection summary.
-    pub fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         let mut out = String::new();
         let q = |l: &Latency, qs: &[(&str, f64)]| -> String {
             let mut parts: Vec<String> = qs.iter().map(|(n, q)| format!("{n} {:.2}", round2(l.ms_at(*q)))).collect();
@@ -133,7 +137,7 @@ impl Results {
     }
 
     /// The report's JSON fields.
-    pub fn json(&self) -> serde_json::Value {
+    pub(super) fn json(&self) -> serde_json::Value {
         let all = |l: &Latency| json!({"p50": round2(l.ms_at(0.5)), "p90": round2(l.ms_at(0.9)), "p99": round2(l.ms_at(0.99)), "max": round2(l.max_ms())});
         json!({
             "connect_to_welcome_ms": all(&self.connect_to_welcome),
@@ -153,7 +157,7 @@ impl Results {
 
     /// Ok when every revoke asked for was sent and its `revoked` arrived, and no connection
     /// ended unexpectedly. (Connection failures are the tally's verdict.)
-    pub fn verdict(&self) -> anyhow::Result<()> {
+    pub(super) fn verdict(&self) -> anyhow::Result<()> {
         let unexpected = self.unexpected();
         if self.sent < self.asked || self.missed() > 0 || unexpected > 0 {
             anyhow::bail!(

@@ -27,7 +27,7 @@ const REASON: &str = "loadtest";
 
 /// Options of `ws-revoke`.
 #[derive(Debug, clap::Args)]
-pub struct RevokeArgs {
+pub(crate) struct RevokeArgs {
     /// Base URLs of the nodes, comma-separated; each host must be a loopback address or
     /// `localhost`. Sessions are created through the first.
     #[arg(long, value_delimiter = ',', required = true, num_args = 1..=64)]
@@ -84,7 +84,7 @@ struct Connected {
 }
 
 /// `ws-revoke`: connects, revokes the sample, closes the rest, reports.
-pub async fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
+pub(crate) async fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
     let n = args.conn.count();
     if args.samples > args.conn.connections {
         bail!("--samples {} is more than --connections {n}", args.samples);

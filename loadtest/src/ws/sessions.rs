@@ -13,7 +13,7 @@ use session_client::ServiceClient;
 
 /// The tokens one connection needs.
 #[derive(Clone)]
-pub struct Tokens {
+pub(super) struct Tokens {
     /// Access token for the `auth` frame.
     pub access: String,
     /// Refresh token for answering `token_expiring`; absent when the file had none.
@@ -27,7 +27,12 @@ impl fmt::Debug for Tokens {
 }
 
 /// Creates `count` sessions, `concurrency` requests at a time, printing progress.
-pub async fn create(base: &str, service_key: &str, count: usize, concurrency: usize) -> anyhow::Result<Vec<Tokens>> {
+pub(super) async fn create(
+    base: &str,
+    service_key: &str,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Tokens>> {
     let http = crate::http_client(base, concurrency, Duration::from_secs(10)).await?;
     let service = ServiceClient::with_client(base, service_key, http);
     let run_id = format!("{:x}{:x}", std::process::id(), crate::unix_nanos() % (1 << 40));
@@ -63,7 +68,7 @@ fn new_session(run_id: &str, n: usize) -> NewSession {
 
 /// Writes one session a line, `<access> <refresh>`, readable by the owner only (they are live
 /// credentials for the test server).
-pub fn write(path: &Path, sessions: &[Tokens]) -> anyhow::Result<()> {
+pub(super) fn write(path: &Path, sessions: &[Tokens]) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -78,7 +83,7 @@ pub fn write(path: &Path, sessions: &[Tokens]) -> anyhow::Result<()> {
 
 /// Reads the first `count` sessions of a tokens file: `<access> [<refresh>]` a line, blank lines
 /// skipped.
-pub fn read(path: &Path, count: usize) -> anyhow::Result<Vec<Tokens>> {
+pub(super) fn read(path: &Path, count: usize) -> anyhow::Result<Vec<Tokens>> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut sessions = Vec::with_capacity(count);
     for line in std::io::BufReader::new(file).lines() {

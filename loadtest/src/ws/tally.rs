@@ -20,7 +20,7 @@ use super::Encoding;
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// What the run has seen so far.
-pub struct Tally {
+pub(super) struct Tally {
     total: u64,
     started: Instant,
     welcomed: AtomicU64,
@@ -46,16 +46,16 @@ pub struct Tally {
 
 fn bump(map: &Mutex<BTreeMap<String, u64>>, key: String) {
     // A poisoned lock only means another task panicked mid-increment; the counts stay usable.
-    *map.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default() += 1;
+    *map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(key).or_default() += 1;
 }
 
 fn snapshot(map: &Mutex<BTreeMap<String, u64>>) -> BTreeMap<String, u64> {
-    map.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
 }
 
 impl Tally {
     /// A tally for `total` connections.
-    pub fn new(total: usize) -> Self {
+    pub(super) fn new(total: usize) -> Self {
         Self {
             total: total as u64,
             started: Instant::now(),
@@ -75,37 +75,37 @@ impl Tally {
     }
 
     /// A connection got its `welcome`.
-    pub fn welcomed(&self) {
+    pub(super) fn welcomed(&self) {
         self.welcomed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A connection attempt failed.
-    pub fn failed(&self, key: String) {
+    pub(super) fn failed(&self, key: String) {
         bump(&self.failed, key);
     }
 
     /// A welcomed connection ended before the stop.
-    pub fn lost(&self, key: String) {
+    pub(super) fn lost(&self, key: String) {
         bump(&self.lost, key);
     }
 
     /// A welcomed connection ended with `revoked`, which the run asked for.
-    pub fn revoked(&self) {
+    pub(super) fn revoked(&self) {
         self.revoked.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Welcomed connections that ended before the stop, by reason.
-    pub fn lost_counts(&self) -> BTreeMap<String, u64> {
+    pub(super) fn lost_counts(&self) -> BTreeMap<String, u64> {
         snapshot(&self.lost)
     }
 
     /// An `error` frame that left the connection open.
-    pub fn error(&self, code: String) {
+    pub(super) fn error(&self, code: String) {
         bump(&self.errors, code);
     }
 
     /// A `pong` arrived, `rtt_ms` after its ping was sent.
-    pub fn pong(&self, rtt_ms: i64) {
+    pub(super) fn pong(&self, rtt_ms: i64) {
         let rtt = u64::try_from(rtt_ms).unwrap_or(0);
         self.pongs.fetch_add(1, Ordering::Relaxed);
         self.rtt_sum_ms.fetch_add(rtt, Ordering::Relaxed);
@@ -113,8 +113,8 @@ impl Tally {
     }
 
     /// The connect phase is over.
-    pub fn start_hold(&self) {
-        *self.hold_started.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    pub(super) fn start_hold(&self) {
+        *self.hold_started.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
     }
 
     fn lost_count(&self) -> u64 {
@@ -126,13 +126,13 @@ impl Tally {
     }
 
     /// Connections open right now.
-    pub fn live(&self) -> u64 {
+    pub(super) fn live(&self) -> u64 {
         let ended = self.lost_count() + self.revoked.load(Ordering::Relaxed);
         self.welcomed.load(Ordering::Relaxed).saturating_sub(ended)
     }
 
     /// One progress line.
-    pub fn line(&self, phase: &str, elapsed: Duration) -> String {
+    pub(super) fn line(&self, phase: &str, elapsed: Duration) -> String {
         format!(
             "[{:>6.1}s] {phase}: welcomed {}/{}, failed {}, live {}, lost {}, revoked {}, pings {}, pongs {}",
             elapsed.as_secs_f64(),
@@ -148,7 +148,7 @@ impl Tally {
     }
 
     /// The run as JSON (also the ready file's content).
-    pub fn value(&self) -> serde_json::Value {
+    pub(super) fn value(&self) -> serde_json::Value {
         let pongs = self.pongs.load(Ordering::Relaxed);
         json!({
             "pid": std::process::id(),
@@ -169,7 +169,7 @@ impl Tally {
     }
 
     /// The final report of `mode`, human-readable.
-    pub fn summary(&self, mode: &str, target: &str, encoding: Encoding, connect_time: Duration) -> String {
+    pub(super) fn summary(&self, mode: &str, target: &str, encoding: Encoding, connect_time: Duration) -> String {
         let v = self.value();
         let mut out = String::new();
         let _ = writeln!(out, "{mode} against {target} ({encoding:?})");
@@ -208,7 +208,13 @@ impl Tally {
     }
 
     /// The final report of `mode` as JSON, printed as one line.
-    pub fn json(&self, mode: &str, target: &str, encoding: Encoding, connect_time: Duration) -> serde_json::Value {
+    pub(super) fn json(
+        &self,
+        mode: &str,
+        target: &str,
+        encoding: Encoding,
+        connect_time: Duration,
+    ) -> serde_json::Value {
         let mut v = self.value();
         v["mode"] = json!(mode);
         v["target"] = json!(target);
@@ -218,7 +224,7 @@ impl Tally {
     }
 
     /// Ok when every connection was welcomed and held until the stop.
-    pub fn verdict(&self) -> anyhow::Result<()> {
+    pub(super) fn verdict(&self) -> anyhow::Result<()> {
         let (failed, lost) = (self.failed_count(), self.lost_count());
         if failed + lost > 0 {
             anyhow::bail!("{failed} of {} connections failed to open and {lost} were lost while held", self.total);
@@ -228,7 +234,7 @@ impl Tally {
 }
 
 /// Prints a progress line every few seconds until `stop` (or until aborted).
-pub async fn progress(tally: Arc<Tally>, stop: CancellationToken) {
+pub(super) async fn progress(tally: Arc<Tally>, stop: CancellationToken) {
     let mut ticker = tokio::time::interval(PROGRESS_EVERY);
     ticker.tick().await;
     loop {
@@ -236,7 +242,7 @@ pub async fn progress(tally: Arc<Tally>, stop: CancellationToken) {
             () = stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let hold_started = *tally.hold_started.lock().unwrap_or_else(|e| e.into_inner());
+        let hold_started = *tally.hold_started.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let phase = match hold_started {
             Some(t) => format!("holding for {:.0} s", t.elapsed().as_secs_f64()),
             None => "connecting".to_owned(),
@@ -246,7 +252,7 @@ pub async fn progress(tally: Arc<Tally>, stop: CancellationToken) {
 }
 
 /// Writes the counts to `path` atomically (temporary file, then rename).
-pub fn write_ready(path: &Path, tally: &Tally) -> std::io::Result<()> {
+pub(super) fn write_ready(path: &Path, tally: &Tally) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, format!("{}\n", tally.value()))?;
     std::fs::rename(tmp, path)

@@ -8,7 +8,7 @@ use std::time::Duration;
 /// The server binary next to this package's `loadtest` (one target directory for the workspace),
 /// which is also where `loadtest spawn` looks by default; built first when this test runs without
 /// the rest of the workspace.
-pub fn server_bin() -> PathBuf {
+pub(crate) fn server_bin() -> PathBuf {
     let bin = Path::new(env!("CARGO_BIN_EXE_loadtest")).with_file_name("session-service");
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -22,7 +22,7 @@ pub fn server_bin() -> PathBuf {
 }
 
 /// Runs `loadtest` with `args`, killed if it takes longer than `limit`, and returns its output.
-pub async fn loadtest(args: &[&str], limit: Duration) -> Output {
+pub(crate) async fn loadtest(args: &[&str], limit: Duration) -> Output {
     let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadtest"))
         .args(args)
         .env("RUST_BACKTRACE", "0")
@@ -32,7 +32,7 @@ pub async fn loadtest(args: &[&str], limit: Duration) -> Output {
 }
 
 /// The report's JSON line (the last line of stdout).
-pub fn report(out: &Output) -> serde_json::Value {
+pub(crate) fn report(out: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line =
         stdout.lines().last().unwrap_or_else(|| panic!("no report; stderr:\n{}", String::from_utf8_lossy(&out.stderr)));

@@ -31,7 +31,7 @@ pub(super) struct Pending {
 
 impl Pending {
     fn lock(&self) -> MutexGuard<'_, (u64, HashMap<Uuid, u64>)> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn add(&self, id: Uuid) {
@@ -107,7 +107,7 @@ impl SessionCache for RedisBus {
         if ticket.version == UNFILLABLE || age >= max_age / 2 {
             return Ok(());
         }
-        let lifetime = (max_age - age).min(jittered(max_age));
+        let lifetime = max_age.checked_sub(age).unwrap().min(jittered(max_age));
         let mut invocation = self.scripts.fill.key(self.cache_key(ticket.session));
         invocation.arg(ticket.version).arg(encode_record(record)).arg(Self::ms(lifetime));
         Ok(self.data.script::<i64>(Caller::Request, &invocation).await.map(|_| ())?)

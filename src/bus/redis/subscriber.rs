@@ -47,9 +47,10 @@ async fn receive(mut pushes: tokio::sync::mpsc::UnboundedReceiver<redis::PushInf
         match push.kind {
             PushKind::Message | PushKind::SMessage => {
                 let payload = push.data.get(1).and_then(|v| Vec::<u8>::from_redis_value(v.clone()).ok());
-                match payload.as_deref().map(serde_json::from_slice::<Control>) {
-                    Some(Ok(msg)) => inbox.deliver(msg),
-                    _ => tracing::warn!("ignoring a malformed control message"),
+                if let Some(Ok(msg)) = payload.as_deref().map(serde_json::from_slice::<Control>) {
+                    inbox.deliver(msg);
+                } else {
+                    tracing::warn!("ignoring a malformed control message");
                 }
             }
             PushKind::Disconnection if !lost.swap(true, Ordering::Relaxed) => {

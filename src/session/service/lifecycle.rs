@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::{inactive_error, Issued, NewSession, RequestContext, SessionService};
+use super::{ensure_active, inactive_error, Issued, NewSession, RequestContext, SessionService};
 use crate::session::store::{AuditQuery, Creation, ListQuery, RevokeTarget, SessionUpdate, StatusFilter};
 use crate::session::validate::{self, Invalid};
 use crate::session::{reasons, AuditRecord, SessionError, SessionRecord, SessionStatus};
@@ -102,7 +102,7 @@ impl SessionService {
     ) -> Result<SessionRecord, SessionError> {
         let now = self.now();
         let current = self.stored(id).await?;
-        self.ensure_active(&current, now)?;
+        ensure_active(&current, now)?;
         let by = by.unwrap_or(self.policy.lifetimes(&current.device.platform).idle_timeout);
         let expires_at = (now + by).min(current.absolute_expires_at).max(current.expires_at);
         let audit = self.audit(ctx, "extend", "ok").session(id, &current.user_id);

@@ -145,14 +145,6 @@ impl SessionService {
         self.listener.revoked(sessions, reason).await;
     }
 
-    fn ensure_active(&self, session: &SessionRecord, now: DateTime<Utc>) -> Result<(), SessionError> {
-        if session.is_active(now) {
-            Ok(())
-        } else {
-            Err(inactive_error(session, now))
-        }
-    }
-
     fn audit(&self, ctx: &RequestContext, action: &str, outcome: &str) -> AuditRecord {
         AuditRecord::new(self.now(), ctx.actor.clone(), action, outcome).ip(ctx.ip.as_deref())
     }
@@ -203,6 +195,15 @@ impl SessionService {
             }
         }
         Ok(())
+    }
+}
+
+/// `Ok` if the session is active at `now`, else why not.
+fn ensure_active(session: &SessionRecord, now: DateTime<Utc>) -> Result<(), SessionError> {
+    if session.is_active(now) {
+        Ok(())
+    } else {
+        Err(inactive_error(session, now))
     }
 }
 

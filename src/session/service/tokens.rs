@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Issued, RequestContext, SessionService};
+use super::{ensure_active, Issued, RequestContext, SessionService};
 use crate::session::outcomes::{TokenCheck, TokenOutcome};
 use crate::session::refresh::{decide, Decision};
 use crate::session::store::{Revocation, RevokeTarget, Rotation, StoreError};
@@ -24,7 +24,7 @@ impl SessionService {
         let claims = self.access.verify(access_token, now)?;
         let session = self.cached(claims.sid).await?;
         let session = session.filter(|s| s.user_id == claims.sub).ok_or(SessionError::InvalidToken)?;
-        self.ensure_active(&session, now)?;
+        ensure_active(&session, now)?;
         Ok((claims, session))
     }
 
