@@ -1,8 +1,11 @@
 //! [`SessionError`]: why a domain operation was refused, with the stable code every transport
 //! renders (REST in its problem body, the WebSocket gateway in its `error` frame).
 
+use chrono::{DateTime, Utc};
+
 use super::store::StoreError;
 use super::validate::Invalid;
+use super::{SessionRecord, SessionStatus};
 use crate::tokens::TokenError;
 
 /// Why an operation was refused.
@@ -26,6 +29,14 @@ pub enum SessionError {
 }
 
 impl SessionError {
+    /// Why `session`, not active at `now`, is refused: expired or revoked.
+    pub fn inactive(session: &SessionRecord, now: DateTime<Utc>) -> Self {
+        match session.effective_status(now) {
+            SessionStatus::Expired => Self::Expired,
+            _ => Self::Revoked,
+        }
+    }
+
     /// The stable machine-readable code (listed in docs/errors.md).
     pub fn code(&self) -> &'static str {
         match self {

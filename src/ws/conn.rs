@@ -311,10 +311,7 @@ where
     match gw.sessions.cached(authed.session.id).await {
         Ok(Some(s)) if s.is_active(gw.sessions.now()) => {}
         Ok(Some(s)) => {
-            let ended = match s.effective_status(gw.sessions.now()) {
-                crate::session::SessionStatus::Expired => SessionError::Expired,
-                _ => SessionError::Revoked,
-            };
+            let ended = SessionError::inactive(&s, gw.sessions.now());
             socket.close_for(None, CloseReason::Refused(ended)).await;
             return None;
         }

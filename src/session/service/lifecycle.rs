@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::{ensure_active, inactive_error, Issued, NewSession, RequestContext, SessionService};
+use super::{ensure_active, Issued, NewSession, RequestContext, SessionService};
 use crate::session::store::{AuditQuery, Creation, ListQuery, RevokeTarget, SessionUpdate, StatusFilter};
 use crate::session::validate::{self, Invalid};
 use crate::session::{reasons, AuditRecord, SessionError, SessionRecord, SessionStatus};
@@ -112,7 +112,7 @@ impl SessionService {
                 Ok(s)
             }
             // Revoked or expired between our read and the write.
-            None => Err(inactive_error(&self.stored(id).await?, now)),
+            None => Err(SessionError::inactive(&self.stored(id).await?, now)),
         }
     }
 

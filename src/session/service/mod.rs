@@ -18,7 +18,7 @@ use super::cache::{Cached, SessionCache};
 use super::outcomes::{CacheOp, Outcomes};
 use super::refusals::{Admitted, Refusals};
 use super::store::{Revocation, Store};
-use super::{Actor, AuditRecord, Device, Policy, RevocationListener, SessionError, SessionRecord, SessionStatus};
+use super::{Actor, AuditRecord, Device, Policy, RevocationListener, SessionError, SessionRecord};
 use crate::clock::Clock;
 use crate::tokens::{AccessTokens, RefreshSecrets};
 
@@ -203,14 +203,6 @@ fn ensure_active(session: &SessionRecord, now: DateTime<Utc>) -> Result<(), Sess
     if session.is_active(now) {
         Ok(())
     } else {
-        Err(inactive_error(session, now))
-    }
-}
-
-/// The error for a session that is not active at `now`.
-fn inactive_error(session: &SessionRecord, now: DateTime<Utc>) -> SessionError {
-    match session.effective_status(now) {
-        SessionStatus::Expired => SessionError::Expired,
-        _ => SessionError::Revoked,
+        Err(SessionError::inactive(session, now))
     }
 }
