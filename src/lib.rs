@@ -21,6 +21,8 @@
 //!   (routing revocations to whichever node holds the connection), presence claims, liveness
 //!   beats and reconciliation against the store. ("Cluster" elsewhere means a Redis Cluster.)
 //! - [`metrics`]: the node's Prometheus metrics; implements `Outcomes`.
+//! - [`events`]: the broker side (NATS JetStream): the outbox relay, the outbox's retention and
+//!   the `user.deleted` consumer.
 //!
 //! Transports (call the service):
 //! - [`http`]: the REST API (service API, user API, public and operator endpoints), its error
@@ -43,6 +45,7 @@ pub mod bus;
 pub mod census;
 pub mod clock;
 pub mod config;
+pub mod events;
 pub mod fleet;
 pub mod http;
 pub mod metrics;

@@ -6,8 +6,10 @@
 use std::path::{Path, PathBuf};
 
 /// Modules of this crate the domain must not reach.
-const FORBIDDEN_MODULES: &[&str] =
-    &["store", "bus", "http", "ws", "registry", "fleet", "metrics", "census", "server", "state", "app", "config"];
+const FORBIDDEN_MODULES: &[&str] = &[
+    "store", "bus", "http", "ws", "registry", "fleet", "metrics", "census", "server", "state", "app", "config",
+    "events",
+];
 
 /// Crates that belong to adapters and transports. (`serde` and `utoipa` derives stay allowed: they
 /// describe the JSON shape of domain types and do no I/O.)
@@ -23,6 +25,7 @@ const FORBIDDEN_CRATES: &[&str] = &[
     "prometheus_client",
     "session_client",
     "reqwest",
+    "async_nats",
 ];
 
 /// The offending paths in `source`: every `crate::<module>` of [`FORBIDDEN_MODULES`] (also inside

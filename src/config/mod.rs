@@ -8,6 +8,7 @@
 //! The README's configuration table is generated from these structs ([`table`]).
 
 mod database;
+mod events;
 mod fleet;
 mod gateway;
 mod http;
@@ -26,6 +27,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde::{Deserialize, Serialize};
 
 pub use self::database::DatabaseSettings;
+pub use self::events::EventsSettings;
 pub use self::fleet::{FleetSettings, RedisSettings};
 pub use self::gateway::{DrainSettings, GatewaySettings};
 pub use self::http::{HttpSettings, OpsSettings};
@@ -59,6 +61,8 @@ pub struct Config {
     pub redis: RedisSettings,
     #[command(flatten, next_help_heading = "[fleet]")]
     pub fleet: FleetSettings,
+    #[command(flatten, next_help_heading = "[events]")]
+    pub events: EventsSettings,
     #[command(flatten, next_help_heading = "[log]")]
     pub log: LogSettings,
     /// Lifetimes per platform (`[platforms.<name>]`), over `[sessions]`; TOML only.
@@ -79,6 +83,7 @@ impl Default for Config {
             drain: DrainSettings::default(),
             redis: RedisSettings::default(),
             fleet: FleetSettings::default(),
+            events: EventsSettings::default(),
             log: LogSettings::default(),
             platforms: HashMap::new(),
         }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{Config, KeySource, LogFormat, Secret};
 use crate::bus::redis::RedisOptions;
+use crate::events::EventsConfig;
 use crate::fleet::FleetConfig;
 use crate::http::auth::ServiceKeySpec;
 use crate::server::HttpConfig;
@@ -46,6 +47,8 @@ pub struct Settings {
     pub redis: Option<RedisOptions>,
     pub fleet: FleetConfig,
     pub cluster_liveness_ttl: Duration,
+    /// The broker (if any), the relay, the outbox's retention and the revocation feed.
+    pub events: EventsConfig,
 }
 
 impl Settings {
@@ -60,6 +63,9 @@ impl Settings {
         let http = c.http.resolve(gateway.drain_timeout);
         let (fleet, cluster_liveness_ttl, redis) = c.fleet.resolve(&c.redis)?;
         let defaults = Config::default();
+        let policy = c.sessions.policy(&c.platforms)?;
+        let access_ttl = policy.longest_access_ttl().to_std().unwrap_or_default();
+        let events = c.events.resolve(access_ttl)?;
         Ok(Self {
             listen: c.http.listen,
             database_url: c.database.url(&c.data_dir),
@@ -71,7 +77,7 @@ impl Settings {
             previous_key_files: c.tokens.previous_key_files,
             refresh_pepper: c.tokens.refresh_pepper,
             service_keys: c.http.service_keys,
-            policy: c.sessions.policy(&c.platforms)?,
+            policy,
             sweep_interval: c.sessions.sweep_interval(),
             max_body_bytes: c.http.max_body_bytes,
             http,
@@ -86,6 +92,7 @@ impl Settings {
             redis,
             fleet,
             cluster_liveness_ttl,
+            events,
         })
     }
 }

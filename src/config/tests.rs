@@ -135,3 +135,22 @@ fn secrets_do_not_show_in_debug_or_serialized_output() {
     let s = Settings::resolve(c).unwrap();
     assert!(!format!("{s:?}").contains("hunter"));
 }
+
+#[test]
+fn the_outbox_keeps_revocations_while_a_token_of_any_platform_can_still_be_presented() {
+    let s = Settings::resolve(Config::default()).unwrap();
+    assert_eq!(s.events, crate::events::EventsConfig::default());
+    // The longest access TTL is a platform's, not the default's: retention below it is refused.
+    let c = Config::from_toml(
+        "[sessions]\naccess_ttl_secs = 60\n[platforms.web]\naccess_ttl_secs = 900\n\
+         [events]\nsent_retention_secs = 600\n",
+    )
+    .unwrap();
+    let err = Settings::resolve(c).unwrap_err().to_string();
+    assert!(err.contains("at least the access-token lifetime (900s)"), "{err}");
+    let c = layered("[events]\nnats_url = \"nats://127.0.0.1:4222\"\n", &["--outbox-retention-secs", "900"]);
+    let s = Settings::resolve(c).unwrap();
+    assert_eq!(s.events.nats_url.as_deref(), Some("nats://127.0.0.1:4222"));
+    assert_eq!(s.events.unsent_retention, std::time::Duration::from_secs(900));
+    assert_eq!(s.events.subject("session.revoked"), "session.revoked");
+}

@@ -57,6 +57,12 @@ impl Policy {
     pub fn lifetimes(&self, platform: &str) -> &Lifetimes {
         self.platforms.get(platform).unwrap_or(&self.default)
     }
+
+    /// The longest access-token lifetime of any platform: how long a token issued just before a
+    /// revocation can still be presented.
+    pub fn longest_access_ttl(&self) -> Duration {
+        self.platforms.values().map(|l| l.access_ttl).fold(self.default.access_ttl, Duration::max)
+    }
 }
 
 #[cfg(test)]
