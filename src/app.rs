@@ -18,6 +18,9 @@ use crate::bus::redis::{RedisBus, RedisOptions};
 use crate::bus::Bus;
 use crate::clock::Clock;
 use crate::config::{KeySource, Settings};
+use crate::events::relay::{Relay, RelayOptions};
+use crate::events::retention::Retention;
+use crate::events::wake::OutboxSignal;
 use crate::fleet::{Fleet, FleetConfig};
 use crate::http::auth::{hash_service_key, Scope, ServiceKeySpec, ServiceKeys};
 use crate::metrics::Metrics;
@@ -107,14 +110,29 @@ pub struct App {
     ops_listener: Option<TcpListener>,
     state: AppState,
     settings: Settings,
+    /// The outbox's background work: its relay (with `NATS_URL`) and its retention.
+    outbox: OutboxWork,
+}
+
+/// What the node runs for the outbox besides serving.
+struct OutboxWork {
+    /// The JetStream connection and the relay, when a broker is configured.
+    relay: Option<(async_nats::jetstream::Context, Relay)>,
+    retention: Retention,
 }
 
 /// Connects the store, loads (or on first start generates) the keys, and binds the listener.
 pub async fn build(mut settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
     fit_file_limit(&mut settings).context("reading the file limit")?;
-    let store = crate::store::connect_with(&settings.database_url.0, settings.database_max_connections)
+    let raw_store = crate::store::connect_with(&settings.database_url.0, settings.database_max_connections)
         .await
         .context("connecting to the store")?;
+    // With a broker, every commit that wrote outbox rows wakes the relay.
+    let committed = Arc::new(tokio::sync::Notify::new());
+    let store: Arc<dyn Store> = match settings.events.nats_url {
+        Some(_) => Arc::new(OutboxSignal::new(raw_store.clone(), committed.clone())),
+        None => raw_store.clone(),
+    };
     let signing = load_signing_key(&settings.signing_key)?;
     let previous = settings
         .previous_key_files
@@ -141,6 +159,7 @@ pub async fn build(mut settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Res
         None => None,
     };
     let advertised_addr = listener.local_addr().context("reading the bound address")?.to_string();
+    let outbox_clock = clock.clone();
     let wiring = Wiring {
         clock,
         access: access.clone(),
@@ -150,6 +169,7 @@ pub async fn build(mut settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Res
         fleet: FleetConfig { advertised_addr, ..settings.fleet.clone() },
     };
     let parts = assemble(backends, wiring);
+    let outbox = outbox_work(&settings, raw_store, committed, &outbox_clock, &parts.metrics).await?;
     parts.fleet.join().await.context("joining the cluster (subscribing to this node's channel)")?;
     let service_keys = Arc::new(ServiceKeys::new(&service_keys));
     let state = AppState {
@@ -162,7 +182,26 @@ pub async fn build(mut settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Res
         metrics: parts.metrics,
         census: crate::census::Census::new(),
     };
-    Ok(App { listener, ops_listener, state, settings })
+    Ok(App { listener, ops_listener, state, settings, outbox })
+}
+
+/// The relay (connected to NATS, which it may wait for: the client reconnects by itself) when
+/// `NATS_URL` is set, and the outbox's retention sweep in any case.
+async fn outbox_work(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    committed: Arc<tokio::sync::Notify>,
+    clock: &Arc<dyn Clock>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<OutboxWork> {
+    let events = &settings.events;
+    let retention = Retention::new(store.clone(), clock.clone(), metrics.clone(), events);
+    let Some(url) = &events.nats_url else { return Ok(OutboxWork { relay: None, retention }) };
+    let js = crate::events::nats::connect(url).await.context("connecting to NATS")?;
+    let sink = Arc::new(crate::events::nats::NatsSink::new(js.clone(), events));
+    let options = RelayOptions { batch: events.relay_batch, poll: events.relay_poll, wake: committed };
+    let relay = Relay::new(store, sink, clock.clone(), metrics.clone(), options);
+    Ok(OutboxWork { relay: Some((js, relay)), retention })
 }
 
 /// Lowers the connection limits where they would not fit under the process's file limit
@@ -225,9 +264,16 @@ impl App {
         tasks.spawn(self.state.fleet.clone().run(cancel.clone()));
         let census = self.state.census.clone();
         tasks.spawn(census.run(self.state.sessions.clone(), self.settings.stats_refresh, cancel.clone()));
+        let addr = self.local_addr();
+        let ops_addr = self.ops_addr();
+        if let Some((js, relay)) = self.outbox.relay {
+            let config = self.settings.events.clone();
+            tasks.spawn(crate::events::nats::relay_to_jetstream(js, config, relay, cancel.clone()));
+        }
+        tasks.spawn(self.outbox.retention.run(cancel.clone()));
         tracing::info!(
-            addr = %self.local_addr(),
-            ops = ?self.ops_addr(),
+            %addr,
+            ops = ?ops_addr,
             store = self.state.sessions.backend(),
             bus = self.state.fleet.bus().kind(),
             node = self.state.fleet.node_id(),

@@ -103,6 +103,10 @@ const REFRESH_OUTCOMES: &[TokenOutcome] =
 const VALIDATE_OUTCOMES: &[TokenOutcome] =
     &[TokenOutcome::Ok, TokenOutcome::Reuse, TokenOutcome::Forged, TokenOutcome::Rejected];
 
+/// Upper bounds, in seconds, of the relay's commit-to-acknowledgement lag: milliseconds when all
+/// is well, up to minutes while the broker is down (the events wait in the outbox).
+const RELAY_LAG_BUCKETS: [f64; 13] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 120.0];
+
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
@@ -208,6 +212,11 @@ pub struct Metrics {
     http_accept_errors: ListenerFamily<Counter>,
     ws_pending_evicted: Counter,
     audit_untracked: Counter,
+    events_relayed: Counter,
+    events_relay_duplicates: Counter,
+    events_unacknowledged: Counter,
+    relay_lag: Histogram,
+    outbox_pruned: Counter,
     /// Every state `encode` has been given, so a state missing from a later scrape reads 0
     /// rather than keeping its last count. The mutex also keeps two scrapes' updates apart; it is
     /// held only while setting a handful of gauges.
@@ -270,6 +279,36 @@ impl Metrics {
                 r,
                 "audit_refusals_untracked",
                 "Refusals of real sessions not audited: too many sessions were attacked at once",
+                Counter::default(),
+            ),
+            events_relayed: registered(
+                r,
+                "events_relayed",
+                "Outbox events the broker acknowledged (and were marked sent)",
+                Counter::default(),
+            ),
+            events_relay_duplicates: registered(
+                r,
+                "events_relay_duplicates",
+                "Relayed events the broker dropped as already stored (published again after a failed mark)",
+                Counter::default(),
+            ),
+            events_unacknowledged: registered(
+                r,
+                "events_unacknowledged",
+                "Relay publishes the broker did not acknowledge (the events stay in the outbox)",
+                Counter::default(),
+            ),
+            relay_lag: registered_seconds(
+                r,
+                "relay_lag",
+                "Time from an event's commit to the broker's acknowledgement",
+                Histogram::new(RELAY_LAG_BUCKETS),
+            ),
+            outbox_pruned: registered(
+                r,
+                "outbox_pruned",
+                "Outbox rows deleted past their retention",
                 Counter::default(),
             ),
             states_seen: Mutex::new(Vec::new()),
@@ -375,6 +414,24 @@ impl Metrics {
         // Only this method moves these counters, so the difference is what happened since.
         self.bus_breaker_trips.inc_by(trips.saturating_sub(self.bus_breaker_trips.get()));
         self.bus_short_circuited.inc_by(short_circuited.saturating_sub(self.bus_short_circuited.get()));
+    }
+
+    /// Counts an event the broker acknowledged, `lag` seconds after it was committed;
+    /// `duplicate` when the broker already had it.
+    pub fn event_relayed(&self, lag: f64, duplicate: bool) {
+        self.events_relayed.inc();
+        self.events_relay_duplicates.inc_by(u64::from(duplicate));
+        self.relay_lag.observe(lag);
+    }
+
+    /// Counts relay publishes that were not acknowledged.
+    pub fn events_unacknowledged(&self, n: u64) {
+        self.events_unacknowledged.inc_by(n);
+    }
+
+    /// Counts outbox rows deleted by the retention sweep.
+    pub fn outbox_pruned(&self, n: u64) {
+        self.outbox_pruned.inc_by(n);
     }
 
     /// Sets `session_sessions{state}` from counts the caller read from the store, and renders every

@@ -4,6 +4,10 @@
 //! revocation feed's window and pruned.
 
 pub mod nats;
+pub mod relay;
+pub mod retention;
+pub mod sink;
+pub mod wake;
 
 use std::time::Duration;
 

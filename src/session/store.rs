@@ -130,6 +130,49 @@ pub struct SessionUpdate {
     pub metadata: Option<serde_json::Value>,
 }
 
+/// Which outbox rows a prune may delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxPrune {
+    /// Delivered rows only: with a broker, an undelivered row is never deleted.
+    Delivered,
+    /// Any row, delivered or not: without a broker nothing is ever delivered.
+    Any,
+}
+
+/// Outbox events claimed by one relay pass ([`Store::claim_events`]), oldest first. Dropping the
+/// claim without [`OutboxClaim::mark_sent`] leaves every one undelivered.
+pub struct OutboxClaim {
+    pub events: Vec<OutboxEvent>,
+    lease: Box<dyn OutboxLease>,
+}
+
+impl OutboxClaim {
+    /// `events`, held by `lease` (an adapter's transaction or lock).
+    pub fn new(events: Vec<OutboxEvent>, lease: Box<dyn OutboxLease>) -> Self {
+        Self { events, lease }
+    }
+
+    /// Marks `ids` (some or all of the claimed events) delivered at `at` in one statement and
+    /// releases the claim; the others stay undelivered. An event already marked keeps its first
+    /// delivery time.
+    pub async fn mark_sent(self, ids: &[Uuid], at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.lease.mark_sent(ids, at).await
+    }
+}
+
+impl std::fmt::Debug for OutboxClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxClaim").field("events", &self.events.len()).finish_non_exhaustive()
+    }
+}
+
+/// What holds an [`OutboxClaim`]'s events, implemented by each store adapter.
+#[async_trait]
+pub trait OutboxLease: Send {
+    /// Marks `ids` delivered at `at`, then lets go of the claim.
+    async fn mark_sent(self: Box<Self>, ids: &[Uuid], at: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `"postgres"` or `"sqlite"`.
@@ -201,6 +244,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Marks outbox events delivered.
     async fn mark_events_sent(&self, ids: &[Uuid], at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` undelivered outbox events for one relay pass, oldest first (by
+    /// `created_at`, then id), so that several relays never hold the same event and each
+    /// session's events are delivered in order: while a claim is held, no other claim returns an
+    /// event of a session it holds events of, and a session's events are always claimed from its
+    /// oldest undelivered one on. The claim holds them until [`OutboxClaim::mark_sent`] or until
+    /// it is dropped (the events then stay undelivered, for the next claim).
+    ///
+    /// Postgres: a transaction held while the relay publishes; sessions' partitions are locked
+    /// with `pg_try_advisory_xact_lock` first, then their rows taken `FOR UPDATE SKIP LOCKED`
+    /// (`store::postgres::outbox`). SQLite (one node): an in-process lock, so one claim at a time.
+    async fn claim_events(&self, limit: u32) -> Result<OutboxClaim, StoreError>;
+
+    /// Deletes up to `limit` outbox rows created before `before`, oldest first: only delivered
+    /// ones ([`OutboxPrune::Delivered`]) or any ([`OutboxPrune::Any`]). Returns how many went.
+    async fn prune_outbox(&self, scope: OutboxPrune, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError>;
 
     /// Count of sessions per stored status (for metrics and stats).
     async fn count_by_status(&self) -> Result<Vec<(SessionStatus, i64)>, StoreError>;

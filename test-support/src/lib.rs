@@ -17,7 +17,8 @@
 //! - `db`: a database of its own per test, on Postgres or SQLite.
 //! - `redis`: private Redis servers (stop, restart, freeze, thaw) and Redis Clusters.
 //! - `proxy`: a loopback TCP proxy that can pass, black-hole or refuse traffic.
-//! - `nats`: the shared NATS server under a subject and stream prefix of a test's own.
+//! - `nats`: the shared NATS server under a subject and stream prefix of a test's own, and
+//!   private `nats-server -js` processes (stop, restart on the same port and storage).
 //! - `node`: the server binary as a child process that reports its own address.
 //! - `fleet`: nodes sharing one data directory, database and Redis.
 

@@ -33,6 +33,8 @@ mod probes;
 mod public;
 mod race;
 mod refresh;
+mod relay;
+mod relay_faults;
 mod revoke;
 mod sdk;
 mod sessions;

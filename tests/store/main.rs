@@ -8,6 +8,7 @@ mod cap;
 mod edits;
 mod fixtures;
 mod journal;
+mod outbox;
 mod presence;
 mod reconciliation;
 mod revocation;
@@ -92,6 +93,11 @@ store_stories! {
     journal::audit_lists_a_users_records_in_pages_with_a_before_cursor,
     journal::pending_events_come_in_creation_order_until_marked_sent,
     journal::count_by_status_counts_each_stored_status,
+    outbox::a_claim_takes_the_oldest_undelivered_events_and_marking_delivers_them,
+    outbox::a_dropped_claim_leaves_every_event_undelivered,
+    outbox::a_held_claim_keeps_its_sessions_events_from_every_other_claim,
+    outbox::pruning_delivered_rows_never_deletes_an_undelivered_one,
+    outbox::pruning_any_rows_deletes_old_ones_whatever_their_state_in_bounded_batches,
     presence::last_seen_is_recorded_to_the_microsecond_and_never_moves_back,
     presence::unknown_ids_are_ignored_and_the_count_says_how_many_rows_changed,
     presence::an_empty_flush_returns_zero_and_changes_nothing,

@@ -6,13 +6,15 @@
 //!
 //! - [`sessions`](self::sessions): create (with the per-user cap), get, list, update, extend.
 //! - [`lifecycle`](self::lifecycle): rotate, revoke, delete, expire.
-//! - [`journal`](self::journal): audit log and outbox.
+//! - [`journal`](self::journal): audit log and outbox appends.
+//! - [`outbox`](self::outbox): the relay's claims (order per session across relays) and pruning.
 //! - [`presence`](self::presence): `last_seen_at` from batched heartbeats; which live sessions
 //!   are no longer active (reconciliation).
 //! - [`rows`](self::rows): binding domain values and decoding rows.
 
 mod journal;
 mod lifecycle;
+mod outbox;
 mod presence;
 mod rows;
 mod sessions;
@@ -28,7 +30,8 @@ use uuid::Uuid;
 
 use super::driver;
 use crate::session::store::{
-    AuditQuery, Creation, ListQuery, Revocation, RevokeTarget, Rotation, SessionUpdate, Store, StoreError,
+    AuditQuery, Creation, ListQuery, OutboxClaim, OutboxPrune, Revocation, RevokeTarget, Rotation, SessionUpdate,
+    Store, StoreError,
 };
 use crate::session::{AuditRecord, OutboxEvent, SessionRecord, SessionStatus};
 
@@ -160,6 +163,14 @@ impl Store for PostgresStore {
 
     async fn mark_events_sent(&self, ids: &[Uuid], at: DateTime<Utc>) -> Result<(), StoreError> {
         journal::mark_events_sent(&self.pool, ids, at).await
+    }
+
+    async fn claim_events(&self, limit: u32) -> Result<OutboxClaim, StoreError> {
+        outbox::claim(&self.pool, limit).await
+    }
+
+    async fn prune_outbox(&self, scope: OutboxPrune, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+        outbox::prune(&self.pool, scope, before, limit).await
     }
 
     async fn count_by_status(&self) -> Result<Vec<(SessionStatus, i64)>, StoreError> {

@@ -8,19 +8,22 @@
 //!
 //! - [`sessions`](self::sessions): create (with the per-user cap), get, list, update, extend.
 //! - [`lifecycle`](self::lifecycle): rotate, revoke, delete, expire.
-//! - [`journal`](self::journal): audit log and outbox.
+//! - [`journal`](self::journal): audit log and outbox appends.
+//! - [`outbox`](self::outbox): the relay's claims (one relay at a time) and pruning.
 //! - [`presence`](self::presence): `last_seen_at` from batched heartbeats; which live sessions
 //!   are no longer active (reconciliation).
 //! - [`rows`](self::rows): binding domain values and decoding rows.
 
 mod journal;
 mod lifecycle;
+mod outbox;
 mod presence;
 mod rows;
 mod sessions;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,7 +35,8 @@ use uuid::Uuid;
 
 use super::driver::{self, Context};
 use crate::session::store::{
-    AuditQuery, Creation, ListQuery, Revocation, RevokeTarget, Rotation, SessionUpdate, Store, StoreError,
+    AuditQuery, Creation, ListQuery, OutboxClaim, OutboxPrune, Revocation, RevokeTarget, Rotation, SessionUpdate,
+    Store, StoreError,
 };
 use crate::session::trail::Trail;
 use crate::session::{AuditRecord, OutboxEvent, SessionRecord, SessionStatus};
@@ -51,6 +55,8 @@ pub struct SqliteStore {
     write: SqlitePool,
     /// Lookups and listings.
     read: SqlitePool,
+    /// Held by the relay's claim from the read of its rows until they are marked.
+    claims: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -71,13 +77,13 @@ impl SqliteStore {
             let pool = pool(1).min_connections(1).idle_timeout(None).max_lifetime(None);
             let pool = pool.connect_with(options).await.map_err(db_error)?;
             migrate(&pool).await?;
-            return Ok(Self { write: pool.clone(), read: pool });
+            return Ok(Self { write: pool.clone(), read: pool, claims: Arc::default() });
         }
         create_owner_only(options.get_filename()).await?;
         let write = pool(1).connect_with(options.clone()).await.map_err(db_error)?;
         migrate(&write).await?;
         let read = pool(READERS).connect_with(options).await.map_err(db_error)?;
-        Ok(Self { write, read })
+        Ok(Self { write, read, claims: Arc::default() })
     }
 }
 
@@ -207,6 +213,14 @@ impl Store for SqliteStore {
 
     async fn mark_events_sent(&self, ids: &[Uuid], at: DateTime<Utc>) -> Result<(), StoreError> {
         journal::mark_events_sent(&self.write, ids, at).await
+    }
+
+    async fn claim_events(&self, limit: u32) -> Result<OutboxClaim, StoreError> {
+        outbox::claim(&self.claims, &self.read, &self.write, limit).await
+    }
+
+    async fn prune_outbox(&self, scope: OutboxPrune, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+        outbox::prune(&self.write, scope, before, limit).await
     }
 
     async fn count_by_status(&self) -> Result<Vec<(SessionStatus, i64)>, StoreError> {
