@@ -6,11 +6,13 @@
 //!
 //! - [`sessions`](self::sessions): create (with the per-user cap), get, list, update, extend.
 //! - [`lifecycle`](self::lifecycle): rotate, revoke, delete, expire.
+//! - [`erasure`](self::erasure): a deleted user's sessions revoked and personal data erased.
 //! - [`journal`](self::journal): audit log and outbox.
 //! - [`presence`](self::presence): `last_seen_at` from batched heartbeats; which live sessions
 //!   are no longer active (reconciliation).
 //! - [`rows`](self::rows): binding domain values and decoding rows.
 
+mod erasure;
 mod journal;
 mod lifecycle;
 mod presence;
@@ -28,7 +30,8 @@ use uuid::Uuid;
 
 use super::driver;
 use crate::session::store::{
-    AuditQuery, Creation, ListQuery, Revocation, RevokeTarget, Rotation, SessionUpdate, Store, StoreError,
+    AuditQuery, Creation, Erased, Erasure, ListQuery, Revocation, RevokeTarget, Rotation, SessionUpdate, Store,
+    StoreError,
 };
 use crate::session::{AuditRecord, OutboxEvent, SessionRecord, SessionStatus};
 
@@ -134,6 +137,10 @@ impl Store for PostgresStore {
 
     async fn delete_session(&self, id: Uuid, revocation: &Revocation) -> Result<Option<SessionRecord>, StoreError> {
         lifecycle::delete(&self.pool, id, revocation).await
+    }
+
+    async fn erase_user(&self, erasure: &Erasure) -> Result<Erased, StoreError> {
+        erasure::erase_user(&self.pool, erasure).await
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
