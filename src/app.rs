@@ -262,6 +262,11 @@ impl App {
         let gateway = self.state.gateway.clone();
         tasks.spawn(gateway.clone().run_sweeper(cancel.clone()));
         tasks.spawn(self.state.fleet.clone().run(cancel.clone()));
+        if let Some(url) = &self.settings.events.nats_url {
+            let (events, sessions, metrics) =
+                (self.settings.events.clone(), self.state.sessions.clone(), self.state.metrics.clone());
+            tasks.spawn(crate::events::consumer::run(url.clone(), events, sessions, metrics, cancel.clone()));
+        }
         let census = self.state.census.clone();
         tasks.spawn(census.run(self.state.sessions.clone(), self.settings.stats_refresh, cancel.clone()));
         let addr = self.local_addr();

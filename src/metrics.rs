@@ -83,6 +83,15 @@ label_values!(
     /// A session-cache lookup's result.
     CacheResult { Hit => "hit", Miss => "miss" }
 );
+label_values!(
+    /// What became of one `user.deleted` message.
+    UserDeletedOutcome {
+        Erased => "erased",
+        Unchanged => "unchanged",
+        DeadLettered => "dead_lettered",
+        Retried => "retried",
+    }
+);
 
 impl LabelValue for TokenOutcome {
     fn as_str(self) -> &'static str {
@@ -217,6 +226,7 @@ pub struct Metrics {
     events_unacknowledged: Counter,
     relay_lag: Histogram,
     outbox_pruned: Counter,
+    user_deleted: LabelledCounter<UserDeletedOutcome>,
     /// Every state `encode` has been given, so a state missing from a later scrape reads 0
     /// rather than keeping its last count. The mutex also keeps two scrapes' updates apart; it is
     /// held only while setting a handful of gauges.
@@ -310,6 +320,13 @@ impl Metrics {
                 "outbox_pruned",
                 "Outbox rows deleted past their retention",
                 Counter::default(),
+            ),
+            user_deleted: LabelledCounter::new(
+                r,
+                "user_deleted_messages",
+                "user.deleted messages handled, by outcome",
+                "outcome",
+                UserDeletedOutcome::ALL,
             ),
             states_seen: Mutex::new(Vec::new()),
             registry,
@@ -432,6 +449,11 @@ impl Metrics {
     /// Counts outbox rows deleted by the retention sweep.
     pub fn outbox_pruned(&self, n: u64) {
         self.outbox_pruned.inc_by(n);
+    }
+
+    /// Counts one `user.deleted` message by what became of it.
+    pub fn user_deleted(&self, outcome: UserDeletedOutcome) {
+        self.user_deleted.inc(outcome);
     }
 
     /// Sets `session_sessions{state}` from counts the caller read from the store, and renders every
@@ -609,6 +631,19 @@ mod tests {
         let text = m.encode(&[]);
         assert_line(&text, "session_reconciliation_runs_total 2");
         assert_line(&text, "session_reconciliation_closed_total 3");
+    }
+
+    #[test]
+    fn user_deleted_messages_are_counted_by_outcome_from_zero() {
+        let m = Metrics::new();
+        m.user_deleted(UserDeletedOutcome::Erased);
+        m.user_deleted(UserDeletedOutcome::DeadLettered);
+        m.user_deleted(UserDeletedOutcome::DeadLettered);
+        let text = m.encode(&[]);
+        assert_line(&text, r#"session_user_deleted_messages_total{outcome="erased"} 1"#);
+        assert_line(&text, r#"session_user_deleted_messages_total{outcome="dead_lettered"} 2"#);
+        assert_line(&text, r#"session_user_deleted_messages_total{outcome="unchanged"} 0"#);
+        assert_line(&text, r#"session_user_deleted_messages_total{outcome="retried"} 0"#);
     }
 
     #[test]

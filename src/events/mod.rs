@@ -3,6 +3,7 @@
 //! to NATS they share. Without `NATS_URL` none of them runs; the outbox is then kept for the
 //! revocation feed's window and pruned.
 
+pub mod consumer;
 pub mod nats;
 pub mod relay;
 pub mod retention;

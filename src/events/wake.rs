@@ -12,8 +12,8 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::session::store::{
-    AuditQuery, Creation, ListQuery, OutboxClaim, OutboxPrune, Revocation, RevokeTarget, Rotation, SessionUpdate,
-    Store, StoreError,
+    AuditQuery, Creation, Erased, Erasure, ListQuery, OutboxClaim, OutboxPrune, Revocation, RevokeTarget, Rotation,
+    SessionUpdate, Store, StoreError,
 };
 use crate::session::{AuditRecord, OutboxEvent, SessionRecord, SessionStatus};
 
@@ -100,6 +100,11 @@ impl Store for OutboxSignal {
     async fn delete_session(&self, id: Uuid, revocation: &Revocation) -> Result<Option<SessionRecord>, StoreError> {
         let deleted = self.inner.delete_session(id, revocation).await;
         self.after(deleted, Option::is_some)
+    }
+
+    async fn erase_user(&self, erasure: &Erasure) -> Result<Erased, StoreError> {
+        let erased = self.inner.erase_user(erasure).await;
+        self.after(erased, |e| !e.revoked.is_empty())
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {

@@ -44,7 +44,7 @@ impl Actor {
 }
 
 /// One audit entry. `action` is what was attempted (`create`, `refresh`, `validate`, `extend`,
-/// `update`, `revoke`, `delete`, `expire`); `outcome` how it ended (`ok`, `rotate`, `replay`,
+/// `update`, `revoke`, `delete`, `expire`, `erase`); `outcome` how it ended (`ok`, `rotate`, `replay`,
 /// `reuse`, `forged`, `rejected`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuditRecord {
@@ -88,6 +88,13 @@ impl AuditRecord {
     #[must_use]
     pub fn session(mut self, session_id: Uuid, user_id: &str) -> Self {
         self.session_id = Some(session_id);
+        self.user_id = Some(user_id.to_owned());
+        self
+    }
+
+    /// About a user as a whole, not one of their sessions.
+    #[must_use]
+    pub fn user(mut self, user_id: &str) -> Self {
         self.user_id = Some(user_id.to_owned());
         self
     }

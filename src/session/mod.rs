@@ -137,4 +137,7 @@ pub mod reasons {
     pub const DELETED: &str = "deleted";
     pub const REVOKED_BY_SERVICE: &str = "revoked_by_service";
     pub const EXPIRED: &str = "expired";
+    /// The user was deleted (a `user.deleted` event): every session ends and its personal data
+    /// is erased.
+    pub const USER_DELETED: &str = "user_deleted";
 }

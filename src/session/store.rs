@@ -103,6 +103,42 @@ pub struct Revocation {
     pub cause: Option<AuditRecord>,
 }
 
+/// The erasure of a deleted user: their effectively active sessions are revoked as `revocation`
+/// says (reason `user_deleted`), and the personal data of every one of their session rows (any
+/// state), audit entries and kept outbox events is erased, in one transaction.
+///
+/// Erased: a session's first and last IP, user agent, device name and device fingerprint, its
+/// metadata (set to `{}`); an audit entry's IP; the `data.ip` of an outbox event (set to `null`).
+/// Kept, as the facts of what happened: ids, the user id, device id, platform, model and app
+/// version, statuses, times, reasons and actions. (Places, once sessions hold them, are erased
+/// with the rest of a session's personal data.)
+#[derive(Debug, Clone)]
+pub struct Erasure {
+    pub user_id: String,
+    pub revocation: Revocation,
+}
+
+/// What an erasure changed. All empty when there was nothing left to revoke or erase (a second
+/// erasure of the same user).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Erased {
+    /// The sessions it revoked, as revoked and erased.
+    pub revoked: Vec<SessionRecord>,
+    /// Every session whose row it erased (revoked or not).
+    pub sessions: Vec<Uuid>,
+    /// Audit entries whose IP it erased.
+    pub audit_entries: u64,
+    /// Outbox events whose IP it erased.
+    pub events: u64,
+}
+
+impl Erased {
+    /// Whether the erasure found nothing to revoke or erase.
+    pub fn is_empty(&self) -> bool {
+        self.revoked.is_empty() && self.sessions.is_empty() && self.audit_entries == 0 && self.events == 0
+    }
+}
+
 /// A new session with what its creation leaves behind (its audit record and `session.created`),
 /// and the per-user cap: beyond `cap` effectively active sessions, the least recently used
 /// others are revoked as `eviction` says.
@@ -228,6 +264,14 @@ pub trait Store: Send + Sync + 'static {
     /// then deletes its row and writes an audit record (action `delete`). Audit records of the
     /// session stay. Returns the record as it was before deletion, `None` if there was none.
     async fn delete_session(&self, id: Uuid, revocation: &Revocation) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Applies `erasure` (see [`Erasure`]) atomically: revokes the user's effectively active
+    /// sessions, each with the trail of a revocation (audit `revoke`, `session.revoked`), erases the
+    /// personal data of all the user's session rows, audit entries and kept outbox events, and,
+    /// if anything changed, writes one audit record of the erasure (actor and time of the
+    /// revocation, action `erase`, the user, no session). A second erasure of the same user
+    /// changes nothing and writes nothing.
+    async fn erase_user(&self, erasure: &Erasure) -> Result<Erased, StoreError>;
 
     /// Appends one audit record on its own (operations that change nothing: replays, refusals).
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::store::Revocation;
+use super::store::{Erasure, Revocation};
 use super::{reasons, Actor, AuditRecord, OutboxEvent, SessionRecord, SessionStatus};
 
 /// Audit records and events to append in the transaction of the change they describe.
@@ -71,6 +71,22 @@ impl Trail {
             .reason(revocation.reason.clone())
             .ip(revocation.ip.as_deref());
         trail.audit.push(audit);
+        trail
+    }
+
+    /// What erasing a deleted user leaves: the revocation of each session it revoked, then, when
+    /// anything was revoked or erased (`erased`), one `erase` audit record about the user (no
+    /// session). An erasure that found nothing leaves nothing, so a repeated one is silent. No
+    /// record of it holds an IP, whatever the revocation says: it writes no new personal data.
+    pub fn erasure(revoked: &[SessionRecord], erasure: &Erasure, erased: bool) -> Self {
+        let revocation = &Revocation { ip: None, ..erasure.revocation.clone() };
+        let mut trail = Self::revocations(revoked, revocation);
+        if erased || !revoked.is_empty() {
+            let audit = AuditRecord::new(revocation.at, revocation.actor.clone(), "erase", "ok")
+                .user(&erasure.user_id)
+                .reason(revocation.reason.clone());
+            trail.audit.push(audit);
+        }
         trail
     }
 

@@ -24,3 +24,23 @@ macro_rules! outbox_columns {
         "id, subject, payload, created_at"
     };
 }
+
+/// The SET list that erases a session row's personal data (a deleted user's): IPs, user agent,
+/// device name and fingerprint, metadata. What stays is the fact of the session: ids, user,
+/// device id, platform, model, app version, status and times. Places, once sessions hold them,
+/// are erased here too.
+macro_rules! erase_session_data {
+    () => {
+        "first_ip = NULL, last_ip = NULL, user_agent = NULL, device_name = NULL, fingerprint = NULL, \
+         metadata = '{}'"
+    };
+}
+
+/// True for a session row still holding some of what [`erase_session_data`] erases, so that an
+/// erasure touches (and reports) only rows it changes.
+macro_rules! holds_session_data {
+    () => {
+        "(first_ip IS NOT NULL OR last_ip IS NOT NULL OR user_agent IS NOT NULL OR device_name IS NOT NULL \
+         OR fingerprint IS NOT NULL OR metadata <> '{}')"
+    };
+}

@@ -43,6 +43,11 @@ impl Proxy {
         Proxy { addr, mode, accepted, task }
     }
 
+    /// Where the proxy listens, for clients of servers other than Redis.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// `redis://` URL of the proxy.
     pub fn url(&self) -> String {
         format!("redis://{}", self.addr)

@@ -41,6 +41,7 @@ mod sessions;
 mod slow_clients;
 mod store_values;
 mod user;
+mod user_deleted;
 mod validate;
 mod wire;
 mod ws;

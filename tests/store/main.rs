@@ -6,6 +6,7 @@
 
 mod cap;
 mod edits;
+mod erasure;
 mod fixtures;
 mod journal;
 mod outbox;
@@ -71,6 +72,9 @@ store_stories! {
     edits::extend_refuses_missing_revoked_and_expired_sessions,
     edits::delete_revokes_an_active_session_removes_the_row_and_keeps_its_audit,
     edits::delete_of_an_inactive_session_revokes_nothing_more,
+    erasure::erasing_a_user_revokes_the_active_sessions_and_erases_every_row_of_theirs,
+    erasure::erasing_a_user_twice_changes_nothing_the_second_time,
+    erasure::erasing_a_user_without_sessions_writes_nothing_and_a_bare_session_is_still_revoked,
     cap::creating_beyond_the_cap_revokes_the_least_recently_used,
     cap::an_eviction_is_audited_and_announced_as_the_session_limit,
     cap::a_lower_cap_evicts_every_session_beyond_it_in_one_creation,

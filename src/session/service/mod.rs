@@ -2,10 +2,12 @@
 //! WebSocket gateway). It validates input, applies the domain rules, writes through the
 //! [`Store`] port and issues tokens. Transports stay thin: parse, call one method, render.
 //!
-//! By job: [`lifecycle`] opens, reads, lists, changes and ends sessions; [`tokens`] applies the
-//! refresh state machine ([`decide`](super::refresh::decide)) and authenticates access tokens;
-//! this file holds what both share: the cache read, the after-commit steps and the records.
+//! By job: [`lifecycle`] opens, reads, lists, changes and ends sessions; [`erasure`] ends a
+//! deleted user and erases their personal data; [`tokens`] applies the refresh state machine
+//! ([`decide`](super::refresh::decide)) and authenticates access tokens; this file holds what
+//! they share: the cache read, the after-commit steps and the records.
 
+mod erasure;
 mod lifecycle;
 mod tokens;
 

@@ -43,7 +43,7 @@ macro_rules! revoke_sql {
 }
 
 const REVOKE_ONE: &str = revoke_sql!("id = $3");
-const REVOKE_USER: &str = revoke_sql!("user_id = $3");
+pub(super) const REVOKE_USER: &str = revoke_sql!("user_id = $3");
 const REVOKE_USER_EXCEPT: &str = revoke_sql!("user_id = $3 AND id <> $4");
 
 /// Marks up to `$2` overdue active sessions expired. `SKIP LOCKED`: a sweep running on another

@@ -6,12 +6,14 @@
 //!
 //! - [`sessions`](self::sessions): create (with the per-user cap), get, list, update, extend.
 //! - [`lifecycle`](self::lifecycle): rotate, revoke, delete, expire.
+//! - [`erasure`](self::erasure): a deleted user's sessions revoked and personal data erased.
 //! - [`journal`](self::journal): audit log and outbox appends.
 //! - [`outbox`](self::outbox): the relay's claims (order per session across relays) and pruning.
 //! - [`presence`](self::presence): `last_seen_at` from batched heartbeats; which live sessions
 //!   are no longer active (reconciliation).
 //! - [`rows`](self::rows): binding domain values and decoding rows.
 
+mod erasure;
 mod journal;
 mod lifecycle;
 mod outbox;
@@ -30,8 +32,8 @@ use uuid::Uuid;
 
 use super::driver;
 use crate::session::store::{
-    AuditQuery, Creation, ListQuery, OutboxClaim, OutboxPrune, Revocation, RevokeTarget, Rotation, SessionUpdate,
-    Store, StoreError,
+    AuditQuery, Creation, Erased, Erasure, ListQuery, OutboxClaim, OutboxPrune, Revocation, RevokeTarget, Rotation,
+    SessionUpdate, Store, StoreError,
 };
 use crate::session::{AuditRecord, OutboxEvent, SessionRecord, SessionStatus};
 
@@ -137,6 +139,10 @@ impl Store for PostgresStore {
 
     async fn delete_session(&self, id: Uuid, revocation: &Revocation) -> Result<Option<SessionRecord>, StoreError> {
         lifecycle::delete(&self.pool, id, revocation).await
+    }
+
+    async fn erase_user(&self, erasure: &Erasure) -> Result<Erased, StoreError> {
+        erasure::erase_user(&self.pool, erasure).await
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {

@@ -46,7 +46,7 @@ macro_rules! revoke_sql {
 }
 
 const REVOKE_ONE: &str = revoke_sql!("id = ?3");
-const REVOKE_USER: &str = revoke_sql!("user_id = ?3");
+pub(super) const REVOKE_USER: &str = revoke_sql!("user_id = ?3");
 const REVOKE_USER_EXCEPT: &str = revoke_sql!("user_id = ?3 AND id <> ?4");
 
 const EXPIRE: &str = concat!(
