@@ -62,6 +62,10 @@ pub(crate) enum Command {
     /// or WebSocket `auth`, timed from each request's due time.
     #[command(name = "paced")]
     Paced(ws::PacedArgs),
+    /// Subscribes to the session events relayed to NATS and reports each one's lag from its
+    /// envelope's `time` to its arrival.
+    #[command(name = "events-lag")]
+    EventsLag(crate::events_lag::EventsLagArgs),
 }
 
 /// Parses the command line (exits with the usage on error, as clap does).
@@ -78,7 +82,9 @@ where
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     match args.get(1).and_then(|a| a.to_str()) {
-        Some("ws-tokens" | "ws-idle" | "ws-revoke" | "paced") => Ok(Mode::Ws(WsCli::try_parse_from(args)?.command)),
+        Some("ws-tokens" | "ws-idle" | "ws-revoke" | "paced" | "events-lag") => {
+            Ok(Mode::Ws(WsCli::try_parse_from(args)?.command))
+        }
         Some("spawn") => {
             let SpawnCommand::Spawn(spawn) = SpawnCli::try_parse_from(args)?.command;
             Ok(Mode::Spawn(spawn))
