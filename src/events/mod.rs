@@ -3,6 +3,7 @@
 //! to NATS they share. Without `NATS_URL` none of them runs; the outbox is then kept for the
 //! revocation feed's window and pruned.
 
+pub mod feed;
 pub mod nats;
 
 use std::time::Duration;

@@ -33,6 +33,7 @@ mod probes;
 mod public;
 mod race;
 mod refresh;
+mod revocations;
 mod revoke;
 mod sdk;
 mod sessions;

@@ -7,10 +7,12 @@
 //! - [`sessions`](self::sessions): create (with the per-user cap), get, list, update, extend.
 //! - [`lifecycle`](self::lifecycle): rotate, revoke, delete, expire.
 //! - [`journal`](self::journal): audit log and outbox.
+//! - [`feed`](self::feed): the revocation feed, read from the outbox in commit order.
 //! - [`presence`](self::presence): `last_seen_at` from batched heartbeats; which live sessions
 //!   are no longer active (reconciliation).
 //! - [`rows`](self::rows): binding domain values and decoding rows.
 
+mod feed;
 mod journal;
 mod lifecycle;
 mod presence;
@@ -28,7 +30,8 @@ use uuid::Uuid;
 
 use super::driver;
 use crate::session::store::{
-    AuditQuery, Creation, ListQuery, Revocation, RevokeTarget, Rotation, SessionUpdate, Store, StoreError,
+    AuditQuery, Creation, FeedPage, FeedQuery, ListQuery, Revocation, RevokeTarget, Rotation, SessionUpdate, Store,
+    StoreError,
 };
 use crate::session::{AuditRecord, OutboxEvent, SessionRecord, SessionStatus};
 
@@ -148,6 +151,10 @@ impl Store for PostgresStore {
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         journal::list_audit(&self.pool, query).await
+    }
+
+    async fn revocations(&self, query: &FeedQuery) -> Result<FeedPage, StoreError> {
+        feed::revocations(&self.pool, query).await
     }
 
     async fn expire_sessions(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionRecord>, StoreError> {
