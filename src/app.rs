@@ -18,6 +18,7 @@ use crate::bus::redis::{RedisBus, RedisOptions};
 use crate::bus::Bus;
 use crate::clock::Clock;
 use crate::config::{KeySource, Settings};
+use crate::events::feed::{Announcing, RevocationFeed};
 use crate::events::relay::{Relay, RelayOptions};
 use crate::events::retention::Retention;
 use crate::events::wake::OutboxSignal;
@@ -67,6 +68,7 @@ pub struct Parts {
     pub fleet: Arc<Fleet>,
     pub sessions: Arc<SessionService>,
     pub gateway: Arc<Gateway>,
+    pub feed: Arc<RevocationFeed>,
 }
 
 /// What a node runs on besides its backends.
@@ -77,27 +79,35 @@ pub struct Wiring {
     pub policy: Policy,
     pub gateway: GatewayConfig,
     pub fleet: FleetConfig,
+    /// Longest a `GET /revocations` long-poll waits.
+    pub feed_max_wait: std::time::Duration,
 }
 
 /// Wires the domain, the cluster membership and the gateway over `backends`. Also used by tests
 /// that drive the gateway without HTTP.
 pub fn assemble(backends: Backends, wiring: Wiring) -> Parts {
-    let Wiring { clock, access, refresh, policy, gateway, fleet } = wiring;
+    let Wiring { clock, access, refresh, policy, gateway, fleet, feed_max_wait } = wiring;
     let metrics = Arc::new(Metrics::new());
     let registry = Arc::new(LiveConnections::new());
     let fleet =
         Fleet::new(backends.bus.clone(), registry, backends.store.clone(), metrics.clone(), clock.clone(), fleet);
+    let feed = Arc::new(RevocationFeed::new(
+        backends.store.clone(),
+        clock.clone(),
+        policy.longest_access_ttl(),
+        feed_max_wait,
+    ));
     let ports = Ports {
         store: backends.store,
         cache: backends.cache,
         clock: clock.clone(),
         access,
-        listener: fleet.clone(),
+        listener: Arc::new(Announcing::new(fleet.clone(), feed.clone())),
         outcomes: metrics.clone(),
     };
     let sessions = Arc::new(SessionService::new(ports, refresh, policy));
     let gateway = Arc::new(Gateway::new(sessions.clone(), fleet.clone(), metrics.clone(), gateway, clock));
-    Parts { metrics, fleet, sessions, gateway }
+    Parts { metrics, fleet, sessions, gateway, feed }
 }
 
 /// HTTP connections the operator listener holds at once (scrapers and probes, a handful).
@@ -167,6 +177,7 @@ pub async fn build(mut settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Res
         policy: settings.policy.clone(),
         gateway: settings.gateway.clone(),
         fleet: FleetConfig { advertised_addr, ..settings.fleet.clone() },
+        feed_max_wait: settings.events.feed_max_wait,
     };
     let parts = assemble(backends, wiring);
     let outbox = outbox_work(&settings, raw_store, committed, &outbox_clock, &parts.metrics).await?;
@@ -180,6 +191,7 @@ pub async fn build(mut settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Res
         gateway: parts.gateway,
         fleet: parts.fleet,
         metrics: parts.metrics,
+        feed: parts.feed,
         census: crate::census::Census::new(),
     };
     Ok(App { listener, ops_listener, state, settings, outbox })
@@ -267,6 +279,7 @@ impl App {
                 (self.settings.events.clone(), self.state.sessions.clone(), self.state.metrics.clone());
             tasks.spawn(crate::events::consumer::run(url.clone(), events, sessions, metrics, cancel.clone()));
         }
+        tasks.spawn(self.state.feed.clone().run(cancel.clone()));
         let census = self.state.census.clone();
         tasks.spawn(census.run(self.state.sessions.clone(), self.settings.stats_refresh, cancel.clone()));
         let addr = self.local_addr();
@@ -294,8 +307,11 @@ impl App {
         // answering meanwhile); open HTTP connections then finish their requests.
         let stopping = CancellationToken::new();
         let stop = stopping.clone();
+        let feed = self.state.feed.clone();
         tasks.spawn(async move {
             shutdown.await;
+            // Long-polls answer now, so that in-flight requests finish promptly.
+            feed.close();
             gateway.drain().await;
             stop.cancel();
         });

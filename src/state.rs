@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::census::Census;
+use crate::events::feed::RevocationFeed;
 use crate::fleet::Fleet;
 use crate::http::auth::ServiceKeys;
 use crate::metrics::Metrics;
@@ -20,6 +21,8 @@ pub struct AppState {
     pub gateway: Arc<Gateway>,
     pub fleet: Arc<Fleet>,
     pub metrics: Arc<Metrics>,
+    /// The revocation feed (`GET /revocations`) and its long-poll waiters.
+    pub feed: Arc<RevocationFeed>,
     /// Session counts for the operator endpoints, refreshed in the background.
     pub census: Arc<Census>,
 }

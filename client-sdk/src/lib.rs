@@ -9,12 +9,16 @@
 //! - `rest` (feature `http`, on by default): `SessionClient` for the user API (`/session/...`,
 //!   authenticated by the player's tokens) and `ServiceClient` for the service API
 //!   (`/sessions/...`, authenticated by a service key), over reqwest.
+//! - `verifier` (feature `verifier`): `Verifier`, local verification of access tokens (JWKS
+//!   fetched and cached, EdDSA, `iss`, `aud`, `exp`) refusing revoked sessions, heard of through
+//!   the revocation feed (`GET /revocations`) or NATS.
 //! - `Error` (feature `http`): what a call can fail with: an API error with its stable code, a
 //!   transport failure, or a body that does not decode.
 //!
 //! # Features
 //! - `http` (default): the REST clients and their error type; brings in reqwest. Turn it off
 //!   (`default-features = false`) to take only the wire types and the codec, as the server does.
+//! - `verifier` (off by default): the `Verifier`; brings in jsonwebtoken, tokio and async-nats.
 //!
 //! ```no_run
 //! # #[cfg(feature = "http")]
@@ -32,6 +36,8 @@ mod error;
 pub mod proto;
 #[cfg(feature = "http")]
 pub mod rest;
+#[cfg(feature = "verifier")]
+pub mod verifier;
 
 #[cfg(feature = "http")]
 pub use error::Error;

@@ -13,7 +13,10 @@
 mod service;
 pub mod ws;
 
-pub use service::{Actor, ActorKind, AuditEntry, AuditPage, ClusterStats, NodeStats, SessionCounts, SessionPage};
+pub use service::{
+    Actor, ActorKind, AuditEntry, AuditPage, ClusterStats, NodeStats, Revocation, RevocationPage, SessionCounts,
+    SessionPage,
+};
 
 use std::fmt;
 

@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::proto::{
-    Created, MySessions, NewSession, Problem, RefreshRequest, Revoked, Session, Tokens, ValidateResponse,
+    Created, MySessions, NewSession, Problem, RefreshRequest, RevocationPage, Revoked, Session, Tokens,
+    ValidateResponse,
 };
 use crate::Error;
 
@@ -113,6 +114,28 @@ impl ServiceClient {
     pub async fn create_session(&self, new: &NewSession) -> Result<Created, Error> {
         let url = format!("{}/sessions", self.base_url);
         json(self.http.post(url).bearer_auth(&self.service_key).json(new)).await
+    }
+
+    /// `GET /revocations`: the sessions revoked after `after` (every revocation still mattering
+    /// without it), at most `limit` (the server's default without it). With nothing new, the
+    /// server waits up to `wait` (capped by its own maximum) for a revocation. Needs the
+    /// `sessions:read` scope.
+    pub async fn revocations(
+        &self,
+        after: Option<&str>,
+        wait: std::time::Duration,
+        limit: Option<u32>,
+    ) -> Result<RevocationPage, Error> {
+        let url = format!("{}/revocations", self.base_url);
+        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let mut query: Vec<(&str, String)> = vec![("wait", wait_ms.to_string())];
+        if let Some(after) = after {
+            query.push(("after", after.to_owned()));
+        }
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        json(self.http.get(url).bearer_auth(&self.service_key).query(&query)).await
     }
 }
 

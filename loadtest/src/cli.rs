@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use reqwest::Url;
 
-use crate::{spawn, ws};
+use crate::{revocation_lag, spawn, ws};
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -66,6 +66,10 @@ pub(crate) enum Command {
     /// envelope's `time` to its arrival.
     #[command(name = "events-lag")]
     EventsLag(crate::events_lag::EventsLagArgs),
+    /// Revokes sessions one by one and measures how long a `Verifier` in this process takes to
+    /// refuse each one's access token, through the revocation feed (and NATS with --nats-url).
+    #[command(name = "revocation-lag")]
+    RevocationLag(revocation_lag::LagArgs),
 }
 
 /// Parses the command line (exits with the usage on error, as clap does).
@@ -82,7 +86,7 @@ where
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     match args.get(1).and_then(|a| a.to_str()) {
-        Some("ws-tokens" | "ws-idle" | "ws-revoke" | "paced" | "events-lag") => {
+        Some("ws-tokens" | "ws-idle" | "ws-revoke" | "paced" | "events-lag" | "revocation-lag") => {
             Ok(Mode::Ws(WsCli::try_parse_from(args)?.command))
         }
         Some("spawn") => {
@@ -98,7 +102,7 @@ where
 #[command(
     name = "loadtest",
     version,
-    after_help = "WebSocket modes: `loadtest ws-tokens --help`, `loadtest ws-idle --help`, `loadtest ws-revoke --help`, `loadtest paced --help`. Local nodes for any mode: `loadtest spawn --help`."
+    after_help = "WebSocket modes: `loadtest ws-tokens --help`, `loadtest ws-idle --help`, `loadtest ws-revoke --help`, `loadtest paced --help`. Revocation to refusal by a Verifier: `loadtest revocation-lag --help`. Local nodes for any mode: `loadtest spawn --help`."
 )]
 pub(crate) struct Args {
     /// Base URL of the server under test; its host must be a loopback address or `localhost`.

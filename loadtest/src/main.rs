@@ -13,6 +13,7 @@
 //!          --scenario validate|ws-auth --rate 10000 [--duration-secs 10] [--warmup-secs 2] \
 //!          [--sessions 10000] [--max-in-flight 2000] [--source-ips 127.0.0.2,...]
 //! loadtest events-lag [--nats-url nats://127.0.0.1:4222] [--subject-prefix P] [--duration-secs 10]
+//! loadtest revocation-lag --service-key KEY [--samples 200] [--nats-url nats://127.0.0.1:4222 --nats-prefix P]
 //! loadtest spawn [--nodes N] [--server-bin PATH] [--database sqlite|postgres] [--redis] \
 //!          -- <any of the above without --base-url(s) and --service-key>
 //! ```
@@ -29,10 +30,12 @@
 //! - `stats`: per-worker recorders and the final report.
 //! - `ws`: the WebSocket and multi-node modes (`ws-tokens`, `ws-idle`, `ws-revoke`, `paced`).
 //! - `events_lag`: the relay's outbox-to-broker lag, seen by a NATS subscriber.
+//! - `revocation_lag`: revocation to refusal by a `Verifier`, through the feed and NATS.
 //! - `spawn`: local nodes for a run of any of these.
 
 mod cli;
 mod events_lag;
+mod revocation_lag;
 mod scenarios;
 mod spawn;
 mod stats;
@@ -65,6 +68,7 @@ async fn run(mode: Mode) -> anyhow::Result<()> {
         Mode::Ws(Command::Revoke(args)) => ws::revoke(args).await,
         Mode::Ws(Command::Paced(args)) => ws::paced(args).await,
         Mode::Ws(Command::EventsLag(args)) => events_lag::run(args).await,
+        Mode::Ws(Command::RevocationLag(args)) => revocation_lag::run(args).await,
         Mode::Rest(args) => rest(args).await,
         // `spawn::run` refuses to run itself, so this is not reached.
         Mode::Spawn(_) => bail!("`spawn` runs another mode, not itself"),

@@ -4,6 +4,7 @@
 //! revocation feed's window and pruned.
 
 pub mod consumer;
+pub mod feed;
 pub mod nats;
 pub mod relay;
 pub mod retention;

@@ -12,8 +12,8 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::session::store::{
-    AuditQuery, Creation, Erased, Erasure, ListQuery, OutboxClaim, OutboxPrune, Revocation, RevokeTarget, Rotation,
-    SessionUpdate, Store, StoreError,
+    AuditQuery, Creation, Erased, Erasure, FeedPage, FeedQuery, ListQuery, OutboxClaim, OutboxPrune, Revocation,
+    RevokeTarget, Rotation, SessionUpdate, Store, StoreError,
 };
 use crate::session::{AuditRecord, OutboxEvent, SessionRecord, SessionStatus};
 
@@ -113,6 +113,10 @@ impl Store for OutboxSignal {
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         self.inner.list_audit(query).await
+    }
+
+    async fn revocations(&self, query: &FeedQuery) -> Result<FeedPage, StoreError> {
+        self.inner.revocations(query).await
     }
 
     async fn expire_sessions(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionRecord>, StoreError> {

@@ -333,3 +333,42 @@ pub struct AuditPage {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_before: Option<Uuid>,
 }
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationParams {
+    /// `cursor` of the previous answer (opaque; any other value answers `invalid_field`).
+    /// Without it: every revocation still mattering (made within the longest access-token
+    /// lifetime), from the oldest.
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
+    pub after: Option<String>,
+    /// With nothing new after `after`, wait up to this many ms for a revocation (capped by the
+    /// server's `events.feed_max_wait_ms`, 25000 by default), 0-60000 [default: 0, answer at
+    /// once].
+    #[param(minimum = 0, maximum = 60000)]
+    pub wait: Option<u64>,
+    /// Page size, 1-1000 [default: 500].
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+/// A revoked session in the feed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevocationView {
+    pub session_id: Uuid,
+    pub user_id: String,
+    pub revoked_at: DateTime<Utc>,
+    /// After this time no access token of the session is valid any more: the entry can be
+    /// forgotten (the revocation time plus the longest access-token lifetime).
+    pub not_after: DateTime<Utc>,
+}
+
+/// Sessions revoked since a cursor, in commit order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevocationPage {
+    pub revocations: Vec<RevocationView>,
+    /// Pass as `after` for the next read; the same as the one given when nothing was new.
+    pub cursor: String,
+    /// More revocations follow already: read again at once.
+    pub has_more: bool,
+}

@@ -9,6 +9,7 @@ pub mod limits;
 pub mod openapi;
 pub mod operator;
 pub mod public;
+pub mod revocations;
 pub mod sessions;
 pub mod timing;
 pub mod user;
@@ -40,6 +41,7 @@ pub fn router(state: AppState, options: &Options) -> Router {
     let mut routes = Router::new()
         .merge(sessions::router())
         .merge(user::router())
+        .merge(revocations::router())
         .merge(public::router())
         .merge(public::probes())
         .merge(gateway::router());

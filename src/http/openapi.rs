@@ -10,7 +10,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Header, ObjectBuilder, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi};
 
-use super::{dto, operator, public, sessions, user};
+use super::{dto, operator, public, revocations, sessions, user};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,7 +19,7 @@ use super::{dto, operator, public, sessions, user};
         (docs/errors.md)."),
     paths(
         sessions::create, sessions::read, sessions::update, sessions::delete, sessions::extend,
-        sessions::revoke, sessions::list, sessions::audit, sessions::user_audit,
+        sessions::revoke, sessions::list, sessions::audit, sessions::user_audit, revocations::revocations,
         user::refresh, user::validate, user::me, user::logout, user::logout_all,
         public::jwks, public::healthz, public::readyz, public::openapi, operator::stats, operator::metrics,
     ),

@@ -209,6 +209,47 @@ pub trait OutboxLease: Send {
     async fn mark_sent(self: Box<Self>, ids: &[Uuid], at: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
+/// A place in the revocation feed: everything up to it has been read. Its meaning is the
+/// backend's (Postgres: a transaction id and an event id in it; SQLite: a commit sequence
+/// number and the nil id); callers only store it and hand it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct FeedPosition {
+    /// The commit-ordered part: Postgres' `xid8` of the writing transaction, SQLite's sequence.
+    pub major: u64,
+    /// Order among the rows of one `major` (Postgres: the event id; SQLite: always nil).
+    pub minor: Uuid,
+}
+
+/// What [`Store::revocations`] reads.
+#[derive(Debug, Clone)]
+pub struct FeedQuery {
+    /// Continue after this position; `None` reads from the oldest revocation kept.
+    pub after: Option<FeedPosition>,
+    /// Only revocations made at or after this time (older ones no longer matter).
+    pub since: DateTime<Utc>,
+    /// Most revocations in the page.
+    pub limit: u32,
+}
+
+/// One revoked session, as the feed reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedSession {
+    pub session_id: Uuid,
+    pub user_id: String,
+    pub revoked_at: DateTime<Utc>,
+}
+
+/// A page of the revocation feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedPage {
+    /// In commit order.
+    pub revocations: Vec<RevokedSession>,
+    /// Where the next read continues; never before the query's `after`.
+    pub cursor: FeedPosition,
+    /// More revocations follow the cursor already (the page was full).
+    pub has_more: bool,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `"postgres"` or `"sqlite"`.
@@ -277,6 +318,14 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// The revocation feed: the `session.revoked` events of the outbox after `query.after`, in
+    /// commit order, and a cursor to continue from. The cursor never passes a revocation that
+    /// may still commit (transactions commit out of order: a backend returns only rows whose
+    /// writers have all finished, see [`FeedPosition`]), so walking the feed from any cursor it
+    /// returned misses nothing that is still in the outbox. Revocations older than `query.since`
+    /// are skipped (they no longer matter). Reads only.
+    async fn revocations(&self, query: &FeedQuery) -> Result<FeedPage, StoreError>;
 
     /// Marks up to `limit` sessions that are `active` in storage but past `expires_at` at `now` as
     /// `expired`, each with an audit record (actor system, action `expire`) and a `session.expired`

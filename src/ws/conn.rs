@@ -546,6 +546,7 @@ mod tests {
             policy: Policy::default(),
             gateway: GatewayConfig::default(),
             fleet: crate::fleet::FleetConfig::default(),
+            feed_max_wait: std::time::Duration::from_secs(25),
         };
         let backends = crate::app::Backends::single_node(store, std::time::Duration::from_secs(3));
         let gw = crate::app::assemble(backends, wiring).gateway;

@@ -35,6 +35,7 @@ mod race;
 mod refresh;
 mod relay;
 mod relay_faults;
+mod revocations;
 mod revoke;
 mod sdk;
 mod sessions;

@@ -36,7 +36,7 @@ async fn healthz_and_readyz_answer_ok_and_readyz_names_the_store(backend: Backen
     assert_eq!((ready["status"].as_str(), ready["store"].as_str()), (Some("ready"), Some(backend.name())));
 }
 
-const ROUTES: [(&str, &str); 18] = [
+const ROUTES: [(&str, &str); 19] = [
     ("/sessions", "post"),
     ("/sessions/{id}", "get"),
     ("/sessions/{id}", "put"),
@@ -46,6 +46,7 @@ const ROUTES: [(&str, &str); 18] = [
     ("/sessions/{id}/audit", "get"),
     ("/sessions/user/{user_id}", "get"),
     ("/sessions/user/{user_id}/audit", "get"),
+    ("/revocations", "get"),
     ("/session/refresh", "post"),
     ("/session/validate", "post"),
     ("/session/me", "get"),

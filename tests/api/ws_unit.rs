@@ -123,6 +123,7 @@ async fn gateway(config: GatewayConfig) -> Arc<Gateway> {
         policy: Policy::default(),
         gateway: config,
         fleet: FleetConfig::default(),
+        feed_max_wait: Duration::from_secs(25),
     };
     assemble(Backends::single_node(store, Duration::from_secs(3)), wiring).gateway
 }

@@ -7,6 +7,7 @@
 mod cap;
 mod edits;
 mod erasure;
+mod feed;
 mod fixtures;
 mod journal;
 mod outbox;
@@ -112,6 +113,10 @@ store_stories! {
     reconciliation::inactive_among_an_empty_list_or_only_active_sessions_reports_nothing,
     reconciliation::inactive_among_reports_an_id_given_twice_once,
     reconciliation::inactive_among_1200_ids_answers_for_every_one_across_chunks,
+    feed::the_feed_lists_revocations_in_order_and_continues_from_its_cursor,
+    feed::the_feed_pages_through_a_user_wide_revocation_without_losing_one,
+    feed::the_feed_skips_revocations_that_no_longer_matter,
+    feed::deletion_and_eviction_revocations_are_in_the_feed_but_expiry_is_not,
 }
 
 /// An in-memory database exists only inside its one connection, so reads must go through the

@@ -165,3 +165,29 @@ mod tests {
         assert_eq!(serde_json::to_value(c).unwrap(), v);
     }
 }
+
+/// A page of the revocation feed (`GET /revocations`): sessions revoked since a cursor, in
+/// commit order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevocationPage {
+    /// The revocations of this page.
+    pub revocations: Vec<Revocation>,
+    /// Pass as `after` for the next read; the one given when nothing was new.
+    pub cursor: String,
+    /// More revocations follow already: read again at once.
+    #[serde(default)]
+    pub has_more: bool,
+}
+
+/// A revoked session in the feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// The revoked session.
+    pub session_id: Uuid,
+    /// Its user.
+    pub user_id: String,
+    /// When it was revoked.
+    pub revoked_at: DateTime<Utc>,
+    /// After this time no access token of the session is valid: the entry can be forgotten.
+    pub not_after: DateTime<Utc>,
+}

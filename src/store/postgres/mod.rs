@@ -7,6 +7,7 @@
 //! - [`sessions`](self::sessions): create (with the per-user cap), get, list, update, extend.
 //! - [`lifecycle`](self::lifecycle): rotate, revoke, delete, expire.
 //! - [`erasure`](self::erasure): a deleted user's sessions revoked and personal data erased.
+//! - [`feed`](self::feed): the revocation feed, read from the outbox in commit order.
 //! - [`journal`](self::journal): audit log and outbox appends.
 //! - [`outbox`](self::outbox): the relay's claims (order per session across relays) and pruning.
 //! - [`presence`](self::presence): `last_seen_at` from batched heartbeats; which live sessions
@@ -14,6 +15,7 @@
 //! - [`rows`](self::rows): binding domain values and decoding rows.
 
 mod erasure;
+mod feed;
 mod journal;
 mod lifecycle;
 mod outbox;
@@ -32,8 +34,8 @@ use uuid::Uuid;
 
 use super::driver;
 use crate::session::store::{
-    AuditQuery, Creation, Erased, Erasure, ListQuery, OutboxClaim, OutboxPrune, Revocation, RevokeTarget, Rotation,
-    SessionUpdate, Store, StoreError,
+    AuditQuery, Creation, Erased, Erasure, FeedPage, FeedQuery, ListQuery, OutboxClaim, OutboxPrune, Revocation,
+    RevokeTarget, Rotation, SessionUpdate, Store, StoreError,
 };
 use crate::session::{AuditRecord, OutboxEvent, SessionRecord, SessionStatus};
 
@@ -157,6 +159,10 @@ impl Store for PostgresStore {
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
         journal::list_audit(&self.pool, query).await
+    }
+
+    async fn revocations(&self, query: &FeedQuery) -> Result<FeedPage, StoreError> {
+        feed::revocations(&self.pool, query).await
     }
 
     async fn expire_sessions(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<SessionRecord>, StoreError> {

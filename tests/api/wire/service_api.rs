@@ -119,3 +119,24 @@ fn the_sdk_s_requests_read_as_the_server_s_strict_ones() {
     let read: server::RefreshRequest = serde_json::from_value(serde_json::to_value(&refresh).unwrap()).unwrap();
     assert_eq!(read.refresh_token, "rt1.x.0.y");
 }
+
+#[test]
+fn a_revocation_page_reads_as_the_sdk_s() {
+    let view = |n: u128| server::RevocationView {
+        session_id: id(n),
+        user_id: format!("user-{n}"),
+        revoked_at: at(1),
+        not_after: at(2),
+    };
+    let page = server::RevocationPage { revocations: vec![view(1), view(2)], cursor: "MTIuMA".into(), has_more: true };
+    let sdk_view = |n: u128| sdk::Revocation {
+        session_id: id(n),
+        user_id: format!("user-{n}"),
+        revoked_at: at(1),
+        not_after: at(2),
+    };
+    assert_eq!(
+        read_as::<sdk::RevocationPage>(&page),
+        sdk::RevocationPage { revocations: vec![sdk_view(1), sdk_view(2)], cursor: "MTIuMA".into(), has_more: true }
+    );
+}
