@@ -13,9 +13,8 @@
 //! published again; the broker drops it by its `Nats-Msg-Id` within its de-duplication window.
 //!
 //! The relay sleeps until a local commit wrote outbox rows ([`OutboxSignal`](super::wake)), or
-//! `relay_poll` passed (rows written by other nodes, or left by a relay that died), lets the
-//! commits of the next [`LINGER`] gather after a wake, and then passes again and again while
-//! passes come back full.
+//! `relay_poll` passed (rows written by other nodes, or left by a relay that died), and then
+//! passes again and again while passes come back full.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -38,11 +37,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Most passes in a row without going back to wait (a backlog is drained in this many batches,
 /// then the loop checks in with its timers and the shutdown signal).
 const MAX_PASSES: usize = 1000;
-/// How long the relay lets commits gather after one woke it, before claiming. Under load every
-/// commit wakes the relay; without this each pass would carry a handful of rows and cost its own
-/// claim transaction (a commit of its own on the database the refresh path writes to). Small
-/// beside the lag budget (100 ms p99).
-pub const LINGER: Duration = Duration::from_millis(10);
 
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -105,12 +99,7 @@ impl Relay {
                 () = cancel.cancelled() => return,
                 // Commits do not cut a backoff short: a broker that is down is not asked again
                 // at the rate sessions change.
-                () = self.options.wake.notified(), if !failed => {
-                    tokio::select! {
-                        () = cancel.cancelled() => return,
-                        () = tokio::time::sleep(LINGER) => {}
-                    }
-                }
+                () = self.options.wake.notified(), if !failed => {}
                 () = tokio::time::sleep(wait) => {}
             }
         }

@@ -51,10 +51,6 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    /// The relay's own connection, opened on its first claim: a claim holds its transaction
-    /// while its batch is published, and must not hold one of the request path's connections
-    /// for that time (measured: a tenth of the refresh rate at concurrency 16).
-    relay: PgPool,
 }
 
 impl PostgresStore {
@@ -68,12 +64,7 @@ impl PostgresStore {
             .await
             .map_err(db_error)?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(|e| driver::migration(e, transient))?;
-        let relay = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_lazy(url)
-            .map_err(db_error)?;
-        Ok(Self { pool, relay })
+        Ok(Self { pool })
     }
 }
 
@@ -187,7 +178,7 @@ impl Store for PostgresStore {
     }
 
     async fn claim_events(&self, limit: u32) -> Result<OutboxClaim, StoreError> {
-        outbox::claim(&self.relay, limit).await
+        outbox::claim(&self.pool, limit).await
     }
 
     async fn prune_outbox(&self, scope: OutboxPrune, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
